@@ -1,0 +1,1 @@
+"""Monolyth connector pipelines: Google Drive and Gmail metadata into the connector tables."""

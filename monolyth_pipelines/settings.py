@@ -1,0 +1,179 @@
+"""Every environment knob of the project, read in one typed place.
+
+Nothing else in the package reads ``os.environ`` directly, so the README's table of variables
+and this module cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
+GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+
+DOCS_MIME = "application/vnd.google-apps.document"
+SHEETS_MIME = "application/vnd.google-apps.spreadsheet"
+SLIDES_MIME = "application/vnd.google-apps.presentation"
+PDF_MIME = "application/pdf"
+DEFAULT_SUPPORTED_MIME_TYPES: tuple[str, ...] = (DOCS_MIME, SHEETS_MIME, SLIDES_MIME, PDF_MIME)
+
+FLAG_GMAIL = "int_gmail"
+
+
+def _env(name: str, environ: dict[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    return value if value not in (None, "") else None
+
+
+def _int_env(name: str, default: int, environ: dict[str, str] | None = None) -> int:
+    raw = _env(name, environ)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float_env(name: str, default: float, environ: dict[str, str] | None = None) -> float:
+    raw = _env(name, environ)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _list_env(name: str, default: tuple[str, ...], environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    raw = _env(name, environ)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def data_dir(environ: dict[str, str] | None = None) -> Path:
+    """The local data folder: embedded SQLite database and, locally, DAGSTER_HOME."""
+    raw = _env("MONOLYTH_DATA_DIR", environ)
+    return Path(raw).expanduser().resolve() if raw else (Path.cwd() / ".monolyth").resolve()
+
+
+def database_url(environ: dict[str, str] | None = None) -> str:
+    """``MONOLYTH_DATABASE_URL``, else an embedded SQLite file in the data folder."""
+    url = _env("MONOLYTH_DATABASE_URL", environ)
+    if url:
+        return url
+    folder = data_dir(environ)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'monolyth.db'}"
+
+
+def feature_flags(environ: dict[str, str] | None = None) -> frozenset[str]:
+    return frozenset(_list_env("MONOLYTH_FEATURE_FLAGS", (), environ))
+
+
+def gmail_enabled(environ: dict[str, str] | None = None) -> bool:
+    return FLAG_GMAIL in feature_flags(environ)
+
+
+@dataclass(frozen=True)
+class GoogleEndpoints:
+    """Where every Google client of the project points.
+
+    ``api_base`` unset means Google itself. When it is set (the emulator), Drive, Gmail and both
+    batch URIs derive from it, because the client library would otherwise send batches to Google's
+    host whatever ``api_endpoint`` says.
+    """
+
+    api_base: str | None = None
+    token_uri: str = GOOGLE_TOKEN_URI
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> GoogleEndpoints:
+        base = _env("MONOLYTH_GOOGLE_API_ENDPOINT", environ)
+        return cls(
+            api_base=base.rstrip("/") if base else None,
+            token_uri=_env("MONOLYTH_GOOGLE_TOKEN_URI", environ) or GOOGLE_TOKEN_URI,
+        )
+
+    @property
+    def drive_api_endpoint(self) -> str:
+        return f"{self.api_base or GOOGLE_API_ENDPOINT}/drive/v3/"
+
+    @property
+    def drive_batch_uri(self) -> str:
+        return f"{self.api_base or GOOGLE_API_ENDPOINT}/batch/drive/v3"
+
+    @property
+    def gmail_api_endpoint(self) -> str:
+        return f"{self.api_base or GOOGLE_GMAIL_ENDPOINT}/"
+
+    @property
+    def gmail_batch_uri(self) -> str:
+        return f"{self.api_base or GOOGLE_GMAIL_ENDPOINT}/batch/gmail/v1"
+
+
+@dataclass(frozen=True)
+class DriveLimits:
+    """The v1 limits of connectors-v1.md §2.2, plus the options the Drive sync takes."""
+
+    max_files_per_run: int = 10_000
+    max_file_size_mb: float = 25.0
+    supported_mime_types: tuple[str, ...] = DEFAULT_SUPPORTED_MIME_TYPES
+    include_shared_drives: bool = False
+    import_to_vault: bool = False  # Option B
+    page_size: int = 1000
+
+    @property
+    def max_file_size_bytes(self) -> int:
+        return int(self.max_file_size_mb * 1024 * 1024)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> DriveLimits:
+        return cls(
+            max_files_per_run=_int_env("MAX_FILES_PER_RUN", cls.max_files_per_run, environ),
+            max_file_size_mb=_float_env("MAX_FILE_SIZE_MB", cls.max_file_size_mb, environ),
+            supported_mime_types=_list_env("SUPPORTED_MIME_TYPES", DEFAULT_SUPPORTED_MIME_TYPES, environ),
+            include_shared_drives=(_env("DRIVE_INCLUDE_SHARED_DRIVES", environ) or "").lower()
+            in ("1", "true", "yes"),
+            import_to_vault=(_env("DRIVE_PERSISTENCE", environ) or "metadata").lower() == "vault",
+        )
+
+
+@dataclass(frozen=True)
+class GmailLimits:
+    max_threads: int = 100
+    label: str = "Contracts"
+    # Attachment selective import rule; empty mime list = import nothing.
+    attachment_mime_types: tuple[str, ...] = ()
+    attachment_filename_pattern: str | None = None
+    attachment_max_size_mb: float = 25.0
+    # Client-side pacer: per-user quota units per second and the per-method unit costs.
+    quota_units_per_second: float = 250.0
+    method_costs: dict[str, int] = field(
+        default_factory=lambda: {
+            "getProfile": 1,
+            "labels.list": 1,
+            "threads.list": 10,
+            "threads.get": 10,
+            "messages.get": 5,
+            "history.list": 2,
+            "attachments.get": 5,
+        }
+    )
+    batch_size: int = 50
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> GmailLimits:
+        return cls(
+            max_threads=_int_env("GMAIL_MAX_THREADS", cls.max_threads, environ),
+            label=_env("GMAIL_LABEL", environ) or cls.label,
+            attachment_mime_types=_list_env("GMAIL_ATTACHMENT_MIME_TYPES", (), environ),
+            attachment_filename_pattern=_env("GMAIL_ATTACHMENT_FILENAME_PATTERN", environ),
+            attachment_max_size_mb=_float_env("GMAIL_ATTACHMENT_MAX_SIZE_MB", 25.0, environ),
+            quota_units_per_second=_float_env("GMAIL_QUOTA_UNITS_PER_SECOND", 250.0, environ),
+        )

@@ -1,0 +1,226 @@
+"""connector_jobs: the lifecycle pending → running → completed | failed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from monolyth_pipelines.store.errors import InvalidRecordError, JobConflictError
+from monolyth_pipelines.store.schema import JobKind, JobStatus, connector_jobs
+from monolyth_pipelines.store.timeutil import utcnow
+
+OPEN_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    kind: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    last_error: str | None
+    meta_json: dict[str, Any] | None
+    created_at: datetime
+    run_id: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewJob:
+    account_id: uuid.UUID
+    kind: str
+    status: str = JobStatus.PENDING
+    meta_json: dict[str, Any] | None = None
+
+
+def _validate(job: NewJob, index: int | None) -> None:
+    if job.status not in {s.value for s in JobStatus}:
+        raise InvalidRecordError("status", f"unknown job status {job.status!r}", index)
+    if job.kind not in {k.value for k in JobKind}:
+        raise InvalidRecordError("kind", f"unknown job kind {job.kind!r}", index)
+    if not isinstance(job.account_id, uuid.UUID):
+        raise InvalidRecordError("account_id", "must be a UUID", index)
+
+
+def _is_open_job_conflict(exc: sa.exc.IntegrityError) -> bool:
+    return "one_open_per_account_kind" in str(
+        exc.orig
+    ) or "connector_jobs.account_id, connector_jobs.kind" in str(exc.orig)
+
+
+def create_jobs(conn: sa.Connection, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+    """Insert jobs in one statement after validating all of them, so a bad row writes nothing."""
+    for index, job in enumerate(jobs):
+        _validate(job, index)
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "account_id": job.account_id,
+            "kind": job.kind,
+            "status": job.status,
+            "attempts": 0,
+            "meta_json": job.meta_json,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for job in jobs
+    ]
+    if rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(connector_jobs.insert(), rows)
+        except sa.exc.IntegrityError as exc:
+            if _is_open_job_conflict(exc):
+                raise JobConflictError(
+                    "an open (pending or running) job already exists for this account and kind"
+                ) from exc
+            raise
+    return [row["id"] for row in rows]
+
+
+def create_job(
+    conn: sa.Connection, account_id: uuid.UUID, kind: str, status: str = JobStatus.PENDING
+) -> uuid.UUID:
+    return create_jobs(conn, [NewJob(account_id=account_id, kind=kind, status=status)])[0]
+
+
+def request_sync(conn: sa.Connection, account_id: uuid.UUID, kind: str) -> tuple[uuid.UUID, bool]:
+    """What "Sync now" does: a pending job, or the already open one. Returns (job id, created)."""
+    try:
+        return create_job(conn, account_id, kind), True
+    except JobConflictError:
+        existing = open_job(conn, account_id, kind)
+        if existing is None:  # it closed between the insert and this read
+            return create_job(conn, account_id, kind), True
+        return existing.id, False
+
+
+def get_job(conn: sa.Connection, job_id: uuid.UUID) -> Job | None:
+    row = conn.execute(sa.select(connector_jobs).where(connector_jobs.c.id == job_id)).one_or_none()
+    return Job(**row._mapping) if row else None
+
+
+def open_job(conn: sa.Connection, account_id: uuid.UUID, kind: str) -> Job | None:
+    row = conn.execute(
+        sa.select(connector_jobs).where(
+            connector_jobs.c.account_id == account_id,
+            connector_jobs.c.kind == kind,
+            connector_jobs.c.status.in_(OPEN_STATUSES),
+        )
+    ).one_or_none()
+    return Job(**row._mapping) if row else None
+
+
+def start_job(
+    conn: sa.Connection,
+    *,
+    account_id: uuid.UUID,
+    kind: str,
+    run_id: str,
+    attempt: int,
+    job_id: uuid.UUID | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Job:
+    """Take a job to ``running`` for this run.
+
+    With ``job_id`` (handed over by the Sync-now sensor) that row is claimed; otherwise the open
+    pending row for the account is claimed, or a new one created. A row held ``running`` by another
+    run is a conflict: one run per account and kind at a time.
+    """
+    now = utcnow()
+    job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
+    if job is not None and job.status == JobStatus.RUNNING and job.run_id not in (None, run_id):
+        raise JobConflictError(f"job {job.id} is already running in run {job.run_id}")
+    if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED) and job.run_id != run_id:
+        raise JobConflictError(f"job {job.id} is already {job.status}")
+    job_id = create_job(conn, account_id, kind, status=JobStatus.RUNNING) if job is None else job.id
+    conn.execute(
+        connector_jobs.update()
+        .where(connector_jobs.c.id == job_id)
+        .values(
+            status=JobStatus.RUNNING.value,
+            run_id=run_id,
+            attempts=attempt,
+            started_at=sa.func.coalesce(connector_jobs.c.started_at, now),
+            finished_at=None,
+            last_error=None,
+            meta_json=meta,
+            updated_at=now,
+        )
+    )
+    started = get_job(conn, job_id)
+    assert started is not None
+    return started
+
+
+def update_meta(conn: sa.Connection, job_id: uuid.UUID, meta: dict[str, Any]) -> None:
+    conn.execute(
+        connector_jobs.update()
+        .where(connector_jobs.c.id == job_id)
+        .values(meta_json=meta, updated_at=utcnow())
+    )
+
+
+def finish_job(
+    conn: sa.Connection,
+    job_id: uuid.UUID,
+    status: str,
+    *,
+    meta: dict[str, Any] | None = None,
+    last_error: str | None = None,
+) -> bool:
+    """Close a job; returns False if it was already closed (the first outcome recorded wins)."""
+    if status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise InvalidRecordError("status", f"a job finishes as completed or failed, not {status!r}")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "updated_at": now,
+        "last_error": last_error,
+    }
+    if meta is not None:
+        values["meta_json"] = meta
+    result = conn.execute(
+        connector_jobs.update()
+        .where(connector_jobs.c.id == job_id, connector_jobs.c.status.in_(OPEN_STATUSES))
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def pending_jobs(conn: sa.Connection, kinds: Sequence[str], limit: int = 1000) -> list[Job]:
+    rows = conn.execute(
+        sa.select(connector_jobs)
+        .where(connector_jobs.c.status == JobStatus.PENDING.value, connector_jobs.c.kind.in_(list(kinds)))
+        .order_by(connector_jobs.c.created_at)
+        .limit(limit)
+    )
+    return [Job(**row._mapping) for row in rows]
+
+
+def running_jobs(conn: sa.Connection, kinds: Sequence[str]) -> list[Job]:
+    rows = conn.execute(
+        sa.select(connector_jobs).where(
+            connector_jobs.c.status == JobStatus.RUNNING.value, connector_jobs.c.kind.in_(list(kinds))
+        )
+    )
+    return [Job(**row._mapping) for row in rows]
+
+
+def jobs_for_account(conn: sa.Connection, account_id: uuid.UUID) -> list[Job]:
+    rows = conn.execute(
+        sa.select(connector_jobs)
+        .where(connector_jobs.c.account_id == account_id)
+        .order_by(connector_jobs.c.created_at)
+    )
+    return [Job(**row._mapping) for row in rows]

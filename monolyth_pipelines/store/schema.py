@@ -1,0 +1,249 @@
+"""The one source of truth for the connector schema.
+
+Alembic migrations (``store/migrations``) are checked against this MetaData by the test suite on
+SQLite and Postgres, and ``sql/schema.sql`` is generated from it (``monolyth-connectors db sql``),
+so the three cannot drift. Portable types map to the spec's Postgres types: uuid, jsonb,
+timestamptz, int, bigint, text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class AccountStatus(StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    ERROR = "error"
+    PENDING = "pending"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Provider(StrEnum):
+    GOOGLE_DRIVE = "google_drive"
+    GMAIL = "gmail"
+
+
+class JobKind(StrEnum):
+    DRIVE_IMPORT = "drive_import"
+    GMAIL_IMPORT = "gmail_import"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """timestamptz on Postgres; on SQLite, UTC text that reads back timezone-aware.
+
+    SQLite has no timezone type, so without this a value written aware comes back naive and
+    comparisons between the two dialects' results silently differ.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a timezone-aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class new_uuid(FunctionElement[uuid.UUID]):
+    """A server-side random UUID, so the app team can insert rows (a pending job) without an id."""
+
+    type = sa.Uuid(as_uuid=True)
+    inherit_cache = True
+
+
+@compiles(new_uuid, "postgresql")
+def _new_uuid_pg(element: new_uuid, compiler: Any, **kw: Any) -> str:
+    return "gen_random_uuid()"
+
+
+@compiles(new_uuid, "sqlite")
+def _new_uuid_sqlite(element: new_uuid, compiler: Any, **kw: Any) -> str:
+    # Sqlalchemy stores Uuid on SQLite as 32 hex characters without dashes.
+    return "(lower(hex(randomblob(16))))"
+
+
+UUID = sa.Uuid(as_uuid=True)
+JSONB = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+TIMESTAMPTZ = UTCDateTime()
+NOW = sa.func.now()
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+connector_accounts = sa.Table(
+    "connector_accounts",
+    metadata,
+    sa.Column("id", UUID, primary_key=True, default=uuid.uuid4, server_default=new_uuid()),
+    sa.Column("owner_id", UUID, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default=AccountStatus.PENDING.value),
+    sa.Column("token_json", JSONB),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("status", AccountStatus), name="status"),
+    sa.Index(None, "provider", "status"),
+    sa.Index(None, "owner_id"),
+)
+
+connector_jobs = sa.Table(
+    "connector_jobs",
+    metadata,
+    sa.Column("id", UUID, primary_key=True, default=uuid.uuid4, server_default=new_uuid()),
+    sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default=JobStatus.PENDING.value),
+    sa.Column("started_at", TIMESTAMPTZ),
+    sa.Column("finished_at", TIMESTAMPTZ),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("meta_json", JSONB),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    # Beyond the spec: the Dagster run that holds the job, so failure sensors and the reaper can
+    # find the row from a run and tell a live run from a dead one.
+    sa.Column("run_id", sa.Text),
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("status", JobStatus), name="status"),
+    sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    sa.Index(None, "account_id", "created_at"),
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "kind", "status", "created_at"),
+    # One open job per account and kind: two "Sync now" clicks coalesce into one run.
+    sa.Index(
+        "uq_connector_jobs_one_open_per_account_kind",
+        "account_id",
+        "kind",
+        unique=True,
+        sqlite_where=sa.text("status IN ('pending', 'running')"),
+        postgresql_where=sa.text("status IN ('pending', 'running')"),
+    ),
+)
+
+connector_files = sa.Table(
+    "connector_files",
+    metadata,
+    sa.Column("id", UUID, primary_key=True, default=uuid.uuid4, server_default=new_uuid()),
+    sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("mime", sa.Text),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("modified_at", TIMESTAMPTZ),
+    sa.Column("url", sa.Text),
+    sa.Column("meta_json", JSONB),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    # Beyond the spec: change detection and tombstones. A row that leaves the account keeps its
+    # history; deleted_at/deleted_reason say when and why, and a later sighting clears them.
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Column("deleted_at", TIMESTAMPTZ),
+    sa.Column("deleted_reason", sa.Text),
+    sa.UniqueConstraint("account_id", "external_id"),
+    sa.CheckConstraint("(deleted_at IS NULL) = (deleted_reason IS NULL)", name="tombstone_has_reason"),
+    sa.Index(None, "provider", "modified_at"),
+    sa.Index(None, "account_id", "modified_at"),
+    sa.Index(None, "account_id", "deleted_at"),
+)
+
+activity_log = sa.Table(
+    "activity_log",
+    metadata,
+    sa.Column("id", UUID, primary_key=True, default=uuid.uuid4, server_default=new_uuid()),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("owner_id", UUID),
+    sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="SET NULL")),
+    sa.Column("provider", sa.Text),
+    sa.Column("run_id", sa.Text),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.Index(None, "event", "created_at"),
+    sa.Index(None, "account_id", "created_at"),
+    sa.Index(None, "provider", "created_at"),
+    sa.Index(None, "run_id"),
+)
+
+vault_documents = sa.Table(
+    "vault_documents",
+    metadata,
+    sa.Column("id", UUID, primary_key=True, default=uuid.uuid4, server_default=new_uuid()),
+    sa.Column("owner_id", UUID, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="SET NULL")),
+    # For a Gmail attachment: the message it came from (connector_files.external_id).
+    sa.Column("parent_external_id", sa.Text),
+    sa.Column("title", sa.Text),
+    sa.Column("mime", sa.Text),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sha256", sa.Text),
+    sa.Column("content", sa.LargeBinary),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.UniqueConstraint("owner_id", "source", "external_id"),
+    sa.Index(None, "account_id"),
+)
+
+connector_sync_state = sa.Table(
+    "connector_sync_state",
+    metadata,
+    sa.Column(
+        "account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    # 'drive' (My Drive), 'drive:<driveId>' (a shared drive), 'gmail' (the mailbox).
+    sa.Column("corpus", sa.Text, primary_key=True),
+    # The committed incremental cursor: Drive start page token or Gmail history id.
+    sa.Column("cursor", sa.Text),
+    # A full sweep in progress: the cursor captured before it started, the next listing page and
+    # whether it must reconcile (tombstone what it did not see) when it ends.
+    sa.Column("sweep_cursor", sa.Text),
+    sa.Column("sweep_page_token", sa.Text),
+    sa.Column("sweep_id", UUID),
+    sa.Column("sweep_reconcile", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("last_full_sync_at", TIMESTAMPTZ),
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+)
+
+# Ids seen by a reconciling full sweep, written page by page so a sweep survives a crash and the
+# reconcile runs in the database instead of holding an account's ids in memory.
+connector_sweep_seen = sa.Table(
+    "connector_sweep_seen",
+    metadata,
+    sa.Column("sweep_id", UUID, primary_key=True),
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="CASCADE"), nullable=False),
+)

@@ -1,0 +1,139 @@
+-- Connector schema of monolyth_pipelines, for PostgreSQL.
+-- GENERATED from monolyth_pipelines/store/schema.py by `monolyth-connectors db sql`; do not edit.
+-- Apply it with `monolyth-connectors db upgrade`, which runs the Alembic migrations; the test
+-- suite proves this file, the migrations and the code's schema are the same.
+
+CREATE TABLE connector_accounts (
+    id UUID DEFAULT gen_random_uuid() NOT NULL,
+    owner_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    status TEXT DEFAULT 'pending' NOT NULL,
+    token_json JSONB,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_connector_accounts PRIMARY KEY (id),
+    CONSTRAINT ck_connector_accounts_status CHECK (status IN ('connected', 'disconnected', 'error', 'pending'))
+);
+
+CREATE INDEX ix_connector_accounts_owner_id ON connector_accounts (owner_id);
+
+CREATE INDEX ix_connector_accounts_provider_status ON connector_accounts (provider, status);
+
+CREATE TABLE activity_log (
+    id UUID DEFAULT gen_random_uuid() NOT NULL,
+    event TEXT NOT NULL,
+    owner_id UUID,
+    account_id UUID,
+    provider TEXT,
+    run_id TEXT,
+    payload JSONB NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_activity_log PRIMARY KEY (id),
+    CONSTRAINT fk_activity_log_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_activity_log_account_id_created_at ON activity_log (account_id, created_at);
+
+CREATE INDEX ix_activity_log_event_created_at ON activity_log (event, created_at);
+
+CREATE INDEX ix_activity_log_provider_created_at ON activity_log (provider, created_at);
+
+CREATE INDEX ix_activity_log_run_id ON activity_log (run_id);
+
+CREATE TABLE connector_files (
+    id UUID DEFAULT gen_random_uuid() NOT NULL,
+    account_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    title TEXT,
+    mime TEXT,
+    size BIGINT,
+    modified_at TIMESTAMP WITH TIME ZONE,
+    url TEXT,
+    meta_json JSONB,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    content_hash TEXT NOT NULL,
+    deleted_at TIMESTAMP WITH TIME ZONE,
+    deleted_reason TEXT,
+    CONSTRAINT pk_connector_files PRIMARY KEY (id),
+    CONSTRAINT uq_connector_files_account_id_external_id UNIQUE (account_id, external_id),
+    CONSTRAINT ck_connector_files_tombstone_has_reason CHECK ((deleted_at IS NULL) = (deleted_reason IS NULL)),
+    CONSTRAINT fk_connector_files_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_connector_files_account_id_deleted_at ON connector_files (account_id, deleted_at);
+
+CREATE INDEX ix_connector_files_account_id_modified_at ON connector_files (account_id, modified_at);
+
+CREATE INDEX ix_connector_files_provider_modified_at ON connector_files (provider, modified_at);
+
+CREATE TABLE connector_jobs (
+    id UUID DEFAULT gen_random_uuid() NOT NULL,
+    account_id UUID NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT DEFAULT 'pending' NOT NULL,
+    started_at TIMESTAMP WITH TIME ZONE,
+    finished_at TIMESTAMP WITH TIME ZONE,
+    attempts INTEGER DEFAULT '0' NOT NULL,
+    last_error TEXT,
+    meta_json JSONB,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    run_id TEXT,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_connector_jobs PRIMARY KEY (id),
+    CONSTRAINT ck_connector_jobs_status CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    CONSTRAINT ck_connector_jobs_attempts_non_negative CHECK (attempts >= 0),
+    CONSTRAINT fk_connector_jobs_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_connector_jobs_account_id_created_at ON connector_jobs (account_id, created_at);
+
+CREATE INDEX ix_connector_jobs_kind_status_created_at ON connector_jobs (kind, status, created_at);
+
+CREATE INDEX ix_connector_jobs_status_created_at ON connector_jobs (status, created_at);
+
+CREATE UNIQUE INDEX uq_connector_jobs_one_open_per_account_kind ON connector_jobs (account_id, kind) WHERE status IN ('pending', 'running');
+
+CREATE TABLE connector_sweep_seen (
+    sweep_id UUID NOT NULL,
+    external_id TEXT NOT NULL,
+    account_id UUID NOT NULL,
+    CONSTRAINT pk_connector_sweep_seen PRIMARY KEY (sweep_id, external_id),
+    CONSTRAINT fk_connector_sweep_seen_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
+);
+
+CREATE TABLE connector_sync_state (
+    account_id UUID NOT NULL,
+    corpus TEXT NOT NULL,
+    cursor TEXT,
+    sweep_cursor TEXT,
+    sweep_page_token TEXT,
+    sweep_id UUID,
+    sweep_reconcile BOOLEAN DEFAULT false NOT NULL,
+    last_full_sync_at TIMESTAMP WITH TIME ZONE,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_connector_sync_state PRIMARY KEY (account_id, corpus),
+    CONSTRAINT fk_connector_sync_state_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
+);
+
+CREATE TABLE vault_documents (
+    id UUID DEFAULT gen_random_uuid() NOT NULL,
+    owner_id UUID NOT NULL,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    account_id UUID,
+    parent_external_id TEXT,
+    title TEXT,
+    mime TEXT,
+    size BIGINT,
+    sha256 TEXT,
+    content BYTEA,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_vault_documents PRIMARY KEY (id),
+    CONSTRAINT uq_vault_documents_owner_id_source_external_id UNIQUE (owner_id, source, external_id),
+    CONSTRAINT fk_vault_documents_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_vault_documents_account_id ON vault_documents (account_id);
