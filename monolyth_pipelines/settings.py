@@ -118,6 +118,32 @@ class GoogleEndpoints:
 
 
 @dataclass(frozen=True)
+class RetrySettings:
+    """Backoff for Google calls inside a run, and the wait before Dagster retries a failed step."""
+
+    call_base_seconds: float = 1.0
+    call_cap_seconds: float = 32.0
+    call_max_attempts: int = 6
+    step_retry_wait_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> RetrySettings:
+        return cls(
+            call_base_seconds=_float_env("MONOLYTH_RETRY_BASE_SECONDS", cls.call_base_seconds, environ),
+            call_cap_seconds=_float_env("MONOLYTH_RETRY_CAP_SECONDS", cls.call_cap_seconds, environ),
+            call_max_attempts=_int_env("MONOLYTH_RETRY_MAX_ATTEMPTS", cls.call_max_attempts, environ),
+            step_retry_wait_seconds=_float_env(
+                "MONOLYTH_STEP_RETRY_WAIT_SECONDS", cls.step_retry_wait_seconds, environ
+            ),
+        )
+
+
+def stale_job_seconds(environ: dict[str, str] | None = None) -> float:
+    """After this long without a heartbeat, a running job whose run is gone is taken over."""
+    return _float_env("MONOLYTH_STALE_JOB_SECONDS", 600.0, environ)
+
+
+@dataclass(frozen=True)
 class DriveLimits:
     """The v1 limits of connectors-v1.md §2.2, plus the options the Drive sync takes."""
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monolyth_pipelines.domain.records import FileRecord, Tombstone
+from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen
 from monolyth_pipelines.store.timeutil import utcnow
@@ -28,6 +29,7 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
     restored: int = 0  # updated rows that had been tombstoned
+    written_ids: list[str] = field(default_factory=list)
 
     @property
     def written(self) -> int:
@@ -38,6 +40,7 @@ class UpsertCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.restored += other.restored
+        self.written_ids.extend(other.written_ids)
 
 
 def content_hash(record: FileRecord) -> str:
@@ -78,12 +81,18 @@ def _insert_for(conn: sa.Connection) -> Any:
 
 
 def upsert_files(
-    conn: sa.Connection, account_id: uuid.UUID, provider: str, records: Sequence[FileRecord]
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    provider: str,
+    records: Sequence[FileRecord],
+    *,
+    dry_run: bool = False,
 ) -> UpsertCounts:
     """Insert new rows, update changed or tombstoned ones, leave the rest untouched.
 
     Validates the whole batch first, so a bad row writes nothing. One SELECT and one multi-row
-    INSERT .. ON CONFLICT per chunk of rows; never a statement per row.
+    INSERT .. ON CONFLICT per chunk of rows; never a statement per row. ``dry_run`` only reports
+    what would be written (e.g. to fetch content for exactly those rows before committing them).
     """
     _validate(records)
     # A page can name the same item twice (Drive changes); the last word wins.
@@ -115,6 +124,7 @@ def upsert_files(
             else:
                 counts.unchanged += 1
                 continue
+            counts.written_ids.append(external_id)
             rows.append(
                 {
                     "id": uuid.uuid4(),
@@ -134,7 +144,7 @@ def upsert_files(
                     "deleted_reason": None,
                 }
             )
-        if rows:
+        if rows and not dry_run:
             stmt = _insert_for(conn)(connector_files).values(rows)
             excluded = stmt.excluded
             stmt = stmt.on_conflict_do_update(
@@ -167,10 +177,13 @@ def upsert_files(
 
 def tombstone_files(
     conn: sa.Connection, account_id: uuid.UUID, tombstones: Sequence[Tombstone], at: datetime | None = None
-) -> int:
-    """Mark live rows as gone, with why and when; rows already tombstoned keep their first reason."""
+) -> Counter[str]:
+    """Mark live rows as gone, with why and when; returns rows marked per reason.
+
+    Rows already tombstoned keep their first reason, and ids never stored are ignored.
+    """
     at = at or utcnow()
-    marked = 0
+    marked: Counter[str] = Counter()
     by_reason: dict[str, list[str]] = {}
     for tombstone in tombstones:
         by_reason.setdefault(tombstone.reason.value, []).append(tombstone.external_id)
@@ -185,8 +198,8 @@ def tombstone_files(
                 )
                 .values(deleted_at=at, deleted_reason=reason, updated_at=at)
             )
-            marked += result.rowcount
-    return marked
+            marked[reason] += result.rowcount
+    return +marked
 
 
 def record_sweep_seen(
@@ -218,6 +231,37 @@ def tombstone_unseen(
     )
     conn.execute(connector_sweep_seen.delete().where(connector_sweep_seen.c.sweep_id == sweep_id))
     return result.rowcount
+
+
+def tombstone_drive(
+    conn: sa.Connection, account_id: uuid.UUID, drive_id: str, reason: str, at: datetime | None = None
+) -> int:
+    """Tombstone every live row of one shared drive (the user left it or it was deleted)."""
+    at = at or utcnow()
+    live = conn.execute(
+        sa.select(connector_files.c.external_id, connector_files.c.meta_json).where(
+            connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None)
+        )
+    )
+    ids = [row.external_id for row in live if (row.meta_json or {}).get("driveId") == drive_id]
+    return sum(
+        tombstone_files(conn, account_id, [Tombstone(i, TombstoneReason(reason)) for i in ids], at).values()
+    )
+
+
+def stored_meta(
+    conn: sa.Connection, account_id: uuid.UUID, external_ids: Sequence[str]
+) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
+    """meta_json and deleted_reason of stored rows, for decisions that depend on what we knew."""
+    found: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+    for chunk in _chunks(list(external_ids)):
+        rows = conn.execute(
+            sa.select(
+                connector_files.c.external_id, connector_files.c.meta_json, connector_files.c.deleted_reason
+            ).where(connector_files.c.account_id == account_id, connector_files.c.external_id.in_(chunk))
+        )
+        found.update({row.external_id: (row.meta_json, row.deleted_reason) for row in rows})
+    return found
 
 
 def count_live(conn: sa.Connection, account_id: uuid.UUID) -> int:

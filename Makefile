@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make demo` (set up, then sync a Drive end to end on the
+# emulator) and `make test` (set up, then lint and run the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint dev
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/monolyth-connectors demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q -rs
+
+# The Dagster UI and daemon on the local instance (http://127.0.0.1:3000).
+dev: setup
+	mkdir -p .monolyth/dagster && cp dagster.yaml .monolyth/dagster/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/monolyth-connectors db upgrade
+	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster dev -w workspace.yaml

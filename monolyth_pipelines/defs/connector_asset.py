@@ -1,0 +1,205 @@
+"""What every connector asset does around its provider's fetch loop, written once.
+
+Reads run identity from Dagster, drives ``SyncRun`` (job row, events, counters), maps errors to
+retry or no retry, and turns the counters into the metadata the Dagster UI shows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from monolyth_pipelines import settings
+from monolyth_pipelines.defs.partitions import TAG_JOB_ID
+from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
+from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception, safe_message
+from monolyth_pipelines.google.retry import Backoff
+from monolyth_pipelines.store import accounts
+from monolyth_pipelines.store.schema import connector_accounts, connector_files
+from monolyth_pipelines.sync.run import RunIdentity, SyncRun
+
+# Dagster-level retries for what survived the in-run backoff (Google down for minutes).
+# Permanent errors raise Failure(allow_retries=False) and never reach it.
+ASSET_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def call_retry_policy() -> Backoff:
+    """Within one attempt, each Google call is retried with capped exponential backoff and jitter."""
+    retry = settings.RetrySettings.from_env()
+    return Backoff(
+        base=retry.call_base_seconds, cap=retry.call_cap_seconds, max_attempts=retry.call_max_attempts
+    )
+
+
+ACTIVE_RUN_STATUSES = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+}
+
+PREVIEW_ROWS = 10
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    provider: str
+    kind: str
+
+
+FetchLoop = Callable[[SyncRun, GoogleClients, dict[str, Any], uuid.UUID], None]
+
+
+def run_connector_asset(
+    context: dg.AssetExecutionContext,
+    *,
+    spec: ConnectorSpec,
+    db: DatabaseResource,
+    google: GoogleApiResource,
+    settings_meta: dict[str, Any],
+    fetch: FetchLoop,
+) -> dg.MaterializeResult:
+    engine = db.engine
+    try:
+        account_id = uuid.UUID(context.partition_key)
+    except ValueError:
+        raise dg.Failure(
+            f"partition key {context.partition_key!r} is not an account id", allow_retries=False
+        ) from None
+    job_tag = context.run.tags.get(TAG_JOB_ID)
+    identity = RunIdentity(
+        account_id=account_id,
+        provider=spec.provider,
+        kind=spec.kind,
+        run_id=context.run.run_id,
+        attempt=context.retry_number + 1,
+        job_id=uuid.UUID(job_tag) if job_tag else None,
+    )
+
+    def is_run_alive(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is not None and run.status in ACTIVE_RUN_STATUSES
+
+    run = SyncRun(
+        engine,
+        identity,
+        settings_meta=settings_meta,
+        is_run_alive=is_run_alive,
+        stale_after=timedelta(seconds=settings.stale_job_seconds()),
+        log=context.log.info,
+    )
+    clients: GoogleClients | None = None
+    try:
+        run.start()
+        with engine.connect() as conn:
+            token_json = accounts.get_token_json(conn, account_id)
+            owner_id = conn.execute(
+                sa.select(connector_accounts.c.owner_id).where(connector_accounts.c.id == account_id)
+            ).scalar_one()
+        if not token_json:
+            raise SyncError(ErrorCode.AUTH_REVOKED, "account has no stored OAuth tokens; reconnect it")
+        try:
+            clients = google.clients_for(token_json)
+        except ValueError as exc:
+            raise SyncError(ErrorCode.AUTH_REVOKED, f"stored OAuth tokens are unusable: {exc}") from None
+        fetch(run, clients, token_json, owner_id)
+        meta = run.complete()
+    except Exception as exc:
+        error = exc if isinstance(exc, SyncError) else classify_exception(exc)
+        max_retries = ASSET_RETRY_POLICY.max_retries
+        will_retry = error.retryable and context.retry_number < max_retries
+        run.fail(error, will_retry=will_retry)
+        context.log.error(f"sync failed: {error.code}: {error.message} (will retry: {will_retry})")
+        if will_retry:
+            # Dagster's RetryPolicy re-runs the step; the job row stays running meanwhile.
+            wait = settings.RetrySettings.from_env().step_retry_wait_seconds
+            raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=wait) from None
+        # "from None": the original exception's text may carry request details we never log.
+        raise dg.Failure(
+            description=f"{error.code}: {error.message}",
+            metadata={"error_code": str(error.code), "job_id": str(run.job.id) if run.job else ""},
+            allow_retries=False,
+        ) from None
+    finally:
+        if clients is not None:
+            clients.close()
+
+    for warning in meta["counters"]["warnings"]:
+        context.log.warning(warning)
+    return dg.MaterializeResult(metadata=materialization_metadata(engine, account_id, meta, run))
+
+
+def materialization_metadata(
+    engine: sa.Engine, account_id: uuid.UUID, meta: dict[str, Any], run: SyncRun
+) -> dict[str, Any]:
+    counters = meta["counters"]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                connector_files.c.external_id,
+                connector_files.c.title,
+                connector_files.c.mime,
+                connector_files.c.size,
+                connector_files.c.modified_at,
+            )
+            .where(connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None))
+            .order_by(connector_files.c.modified_at.desc())
+            .limit(PREVIEW_ROWS)
+        ).all()
+        live = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(connector_files)
+            .where(connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None))
+        ).scalar_one()
+    preview = dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "external_id": r.external_id,
+                    "title": safe_message(r.title or ""),
+                    "mime": r.mime or "",
+                    "size": r.size if r.size is not None else -1,
+                    "modified_at": r.modified_at.isoformat() if r.modified_at else "",
+                }
+            )
+            for r in rows
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("external_id", "string"),
+                dg.TableColumn("title", "string"),
+                dg.TableColumn("mime", "string"),
+                dg.TableColumn("size", "int"),
+                dg.TableColumn("modified_at", "string"),
+            ]
+        ),
+    )
+    return {
+        "job_id": str(run.job_id),
+        "mode": counters["mode"],
+        "fetched": counters["seen"],
+        "inserted": counters["inserted"],
+        "updated": counters["updated"],
+        "unchanged": counters["unchanged"],
+        "deleted": counters["tombstoned_total"],
+        "deleted_by_reason": dg.MetadataValue.json(counters["tombstoned"]),
+        "skipped": counters["skipped_total"],
+        "skipped_by_reason": dg.MetadataValue.json(counters["skipped"]),
+        "vault_imported": counters["vault_imported"],
+        "live_items": live,
+        "api_calls": meta["api_calls"],
+        "retries": counters["retries"],
+        "duration_ms": meta["duration_ms"],
+        "limit_reached": counters["limit_reached"],
+        "warnings": dg.MetadataValue.json(counters["warnings"]),
+        "preview": preview,
+    }

@@ -1,0 +1,91 @@
+"""The Google Drive asset: one partition per connected google_drive account.
+
+No `from __future__ import annotations` here: Dagster reads the asset's annotations at runtime.
+"""
+
+import dataclasses
+import uuid
+from typing import Any
+
+import dagster as dg
+
+from monolyth_pipelines.defs.connector_asset import (
+    ASSET_RETRY_POLICY,
+    ConnectorSpec,
+    call_retry_policy,
+    run_connector_asset,
+)
+from monolyth_pipelines.defs.partitions import drive_accounts
+from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
+from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.settings import DriveLimits
+from monolyth_pipelines.sync import drive as drive_sync
+from monolyth_pipelines.sync.run import SyncRun
+
+DRIVE = ConnectorSpec(provider=drive_sync.PROVIDER, kind=drive_sync.KIND)
+
+
+class DriveSyncConfig(dg.Config):
+    """Per-run overrides of the deployment's limits (environment variables)."""
+
+    max_files_per_run: int | None = None
+    max_file_size_mb: float | None = None
+    supported_mime_types: list[str] | None = None
+    persistence: str | None = None  # "metadata" (Option A) or "vault" (Option B)
+    include_shared_drives: bool | None = None
+
+    def limits(self) -> DriveLimits:
+        base = DriveLimits.from_env()
+        overrides: dict[str, Any] = {}
+        if self.max_files_per_run is not None:
+            overrides["max_files_per_run"] = self.max_files_per_run
+        if self.max_file_size_mb is not None:
+            overrides["max_file_size_mb"] = self.max_file_size_mb
+        if self.supported_mime_types is not None:
+            overrides["supported_mime_types"] = tuple(self.supported_mime_types)
+        if self.persistence is not None:
+            if self.persistence not in ("metadata", "vault"):
+                raise dg.Failure(f"persistence must be 'metadata' or 'vault', not {self.persistence!r}")
+            overrides["import_to_vault"] = self.persistence == "vault"
+        if self.include_shared_drives is not None:
+            overrides["include_shared_drives"] = self.include_shared_drives
+        return dataclasses.replace(base, **overrides)
+
+
+@dg.asset(
+    partitions_def=drive_accounts,
+    retry_policy=ASSET_RETRY_POLICY,
+    group_name="connectors",
+    kinds={"google", "python"},
+    pool="google_drive",
+    description="Metadata of each connected account's Google Drive files, in connector_files "
+    "(and Vault with persistence=vault). One partition per account.",
+)
+def google_drive_files(
+    context: dg.AssetExecutionContext,
+    config: DriveSyncConfig,
+    db: DatabaseResource,
+    google: GoogleApiResource,
+) -> dg.MaterializeResult:
+    limits = config.limits()
+
+    def fetch(run: SyncRun, clients: GoogleClients, token_json: dict[str, Any], owner_id: uuid.UUID) -> None:
+        drive_sync.DriveSync(
+            run=run,
+            clients=clients,
+            limits=limits,
+            policy=call_retry_policy(),
+            owner_id=owner_id,
+            token_json=token_json,
+        ).sync()
+
+    settings_meta = {
+        "max_files_per_run": limits.max_files_per_run,
+        "max_file_size_mb": limits.max_file_size_mb,
+        "supported_mime_types": list(limits.supported_mime_types),
+        "persistence": "vault" if limits.import_to_vault else "metadata",
+        "include_shared_drives": limits.include_shared_drives,
+    }
+    return run_connector_asset(
+        context, spec=DRIVE, db=db, google=google, settings_meta=settings_meta, fetch=fetch
+    )

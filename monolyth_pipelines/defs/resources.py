@@ -1,0 +1,59 @@
+"""Dagster resources: the app database and the Google API clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import PrivateAttr
+
+from monolyth_pipelines import settings
+from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.credentials import credentials_from_token_json
+from monolyth_pipelines.store.engine import make_engine
+
+
+class DatabaseResource(dg.ConfigurableResource):
+    """The app database that holds the connector tables.
+
+    ``url`` unset means ``MONOLYTH_DATABASE_URL``, else the embedded SQLite file; it is read when
+    the resource is used, not when the code location loads.
+    """
+
+    url: str | None = None
+
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.url or settings.database_url())
+        return self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+class GoogleApiResource(dg.ConfigurableResource):
+    """Builds an account's Google clients from its token_json.
+
+    Unset fields fall back to ``MONOLYTH_GOOGLE_API_ENDPOINT`` / ``MONOLYTH_GOOGLE_TOKEN_URI``,
+    and unset variables to Google itself.
+    """
+
+    api_endpoint: str | None = None
+    token_uri: str | None = None
+
+    def endpoints(self) -> settings.GoogleEndpoints:
+        from_env = settings.GoogleEndpoints.from_env()
+        return settings.GoogleEndpoints(
+            api_base=(self.api_endpoint or "").rstrip("/") or from_env.api_base,
+            token_uri=self.token_uri or from_env.token_uri,
+        )
+
+    def clients_for(self, token_json: dict[str, Any]) -> GoogleClients:
+        endpoints = self.endpoints()
+        return GoogleClients(credentials_from_token_json(token_json, endpoints.token_uri), endpoints)

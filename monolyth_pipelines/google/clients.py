@@ -1,0 +1,90 @@
+"""Google API clients for one account, pointed at Google or at the emulator.
+
+Every client and batch URI derives from ``GoogleEndpoints``: the client library sends batches to
+Google's host whatever ``api_endpoint`` says, so batch URIs are built here, never taken from it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import google_auth_httplib2
+import httplib2
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import Resource, build
+from googleapiclient.http import BatchHttpRequest
+
+from monolyth_pipelines.settings import GoogleEndpoints
+
+HTTP_TIMEOUT_SECONDS = 60
+
+
+class CountingHttp(httplib2.Http):
+    """httplib2.Http that counts requests by path, so a run can report its API calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: Counter[str] = Counter()
+
+    def request(self, uri: str, method: str = "GET", *args: Any, **kwargs: Any) -> Any:
+        self.requests[f"{method} {urlsplit(uri).path}"] += 1
+        return super().request(uri, method, *args, **kwargs)
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class GoogleClients:
+    """The Drive and Gmail clients of one account, sharing one authorised, counting transport."""
+
+    def __init__(self, credentials: Credentials, endpoints: GoogleEndpoints) -> None:
+        self.credentials = credentials
+        self.endpoints = endpoints
+        self.transport = CountingHttp(timeout=HTTP_TIMEOUT_SECONDS)
+        self.http = google_auth_httplib2.AuthorizedHttp(credentials, http=self.transport)
+        self._drive: Resource | None = None
+        self._gmail: Resource | None = None
+
+    def drive(self) -> Resource:
+        if self._drive is None:
+            self._drive = build(
+                "drive",
+                "v3",
+                http=self.http,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self.endpoints.drive_api_endpoint},
+            )
+        return self._drive
+
+    def gmail(self) -> Resource:
+        if self._gmail is None:
+            self._gmail = build(
+                "gmail",
+                "v1",
+                http=self.http,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self.endpoints.gmail_api_endpoint},
+            )
+        return self._gmail
+
+    def drive_batch(self, callback: Callable[..., None] | None = None) -> BatchHttpRequest:
+        return BatchHttpRequest(callback=callback, batch_uri=self.endpoints.drive_batch_uri)
+
+    def gmail_batch(self, callback: Callable[..., None] | None = None) -> BatchHttpRequest:
+        return BatchHttpRequest(callback=callback, batch_uri=self.endpoints.gmail_batch_uri)
+
+    @property
+    def api_requests(self) -> int:
+        """HTTP requests to the APIs, token refreshes excluded."""
+        token_path = urlsplit(self.endpoints.token_uri).path
+        return sum(n for key, n in self.transport.requests.items() if not key.endswith(" " + token_path))
+
+    def close(self) -> None:
+        for conn in self.transport.connections.values():
+            conn.close()

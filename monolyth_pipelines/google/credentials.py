@@ -1,0 +1,61 @@
+"""``connector_accounts.token_json`` (authorized-user JSON) to and from google-auth Credentials."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.oauth2.credentials import Credentials
+
+# google-auth's own expiry format: naive UTC.
+_EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def _parse_expiry(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def credentials_from_token_json(token_json: dict[str, Any], token_uri: str) -> Credentials:
+    """Build Credentials that refresh against ``token_uri``.
+
+    ``Credentials.from_authorized_user_info`` would silently replace any token_uri with Google's,
+    which sends an emulator account's refresh token to Google; building directly keeps ours. The
+    token_uri stored in token_json is not trusted either: the deployment decides where refresh
+    tokens go.
+    """
+    missing = [k for k in ("refresh_token", "client_id", "client_secret") if not token_json.get(k)]
+    if missing:
+        raise ValueError(f"token_json lacks {', '.join(missing)}")
+    scopes = token_json.get("scopes")
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    return Credentials(
+        token=token_json.get("token"),
+        refresh_token=token_json["refresh_token"],
+        client_id=token_json["client_id"],
+        client_secret=token_json["client_secret"],
+        token_uri=token_uri,
+        scopes=scopes,
+        expiry=_parse_expiry(token_json.get("expiry")),
+    )
+
+
+def token_json_after_refresh(token_json: dict[str, Any], credentials: Credentials) -> dict[str, Any] | None:
+    """The token_json to write back, or None when the credentials were not refreshed."""
+    expiry = credentials.expiry.strftime(_EXPIRY_FORMAT) if credentials.expiry else None
+    updated = {
+        **token_json,
+        "token": credentials.token,
+        "expiry": expiry,
+        # Google may rotate the refresh token; keeping the old one would lock the account out.
+        "refresh_token": credentials.refresh_token or token_json.get("refresh_token"),
+    }
+    return updated if updated != token_json else None
+
+
+def scopes_of(token_json: dict[str, Any]) -> list[str]:
+    scopes = token_json.get("scopes") or []
+    return scopes.split() if isinstance(scopes, str) else list(scopes)

@@ -1,0 +1,362 @@
+"""The Drive fetch loop: a full sweep the first time, the Changes API after that.
+
+Page by page, each page's rows and the cursor that covers them commit in one transaction, so a
+run killed after page k leaves pages 1..k stored and the next run resumes at page k+1.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from googleapiclient.http import HttpRequest
+
+from monolyth_pipelines.domain import drive as drive_domain
+from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SkipReason
+from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
+from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.credentials import token_json_after_refresh
+from monolyth_pipelines.google.errors import ErrorCode, SyncError
+from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
+from monolyth_pipelines.settings import DOCS_MIME, PDF_MIME, SHEETS_MIME, SLIDES_MIME, DriveLimits
+from monolyth_pipelines.store import accounts, files, sync_state, vault
+from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, SyncRun
+
+PROVIDER = "google_drive"
+KIND = "drive_import"
+MY_DRIVE = "drive"
+
+# Option B: what each supported type is exported as (Google-native) or downloaded (binary).
+EXPORT_AS = {DOCS_MIME: "text/plain", SLIDES_MIME: "text/plain", SHEETS_MIME: "text/csv"}
+DOWNLOADED = {PDF_MIME}
+
+
+@dataclass
+class DriveSync:
+    run: SyncRun
+    clients: GoogleClients
+    limits: DriveLimits
+    policy: Backoff
+    owner_id: uuid.UUID
+    token_json: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.engine: sa.Engine = self.run.engine
+        self.account_id = self.run.identity.account_id
+        self.counters = self.run.counters
+        self.drive = self.clients.drive()
+        self.run.api_calls = lambda: self.clients.api_requests
+        self.budget = self.limits.max_files_per_run
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def _execute(self, request: HttpRequest) -> dict[str, Any]:
+        def count(_event: RetryEvent) -> None:
+            self.counters.retries += 1
+
+        return call_with_retries(request.execute, policy=self.policy, on_retry=count)
+
+    def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
+        with self.engine.begin() as conn:
+            write(conn)
+            refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
+            if refreshed is not None:
+                accounts.save_token_json(conn, self.account_id, refreshed)
+                self.token_json = refreshed
+            self.counters.pages += 1
+            self.run.heartbeat(conn)
+
+    def _page_size(self) -> int:
+        return max(1, min(self.limits.page_size, self.budget))
+
+    # --- entry ----------------------------------------------------------------------------------
+    def sync(self) -> None:
+        corpora: list[tuple[str, str | None]] = [(MY_DRIVE, None)]
+        if self.limits.include_shared_drives:
+            corpora += [(f"drive:{d}", d) for d in self._shared_drive_ids()]
+        for corpus, drive_id in corpora:
+            if self.budget <= 0:
+                self.counters.limit_reached = True
+                break
+            self._sync_corpus(corpus, drive_id)
+
+    def _shared_drive_ids(self) -> list[str]:
+        ids: list[str] = []
+        page_token: str | None = None
+        while True:
+            resp = self._execute(
+                self.drive.drives().list(
+                    pageSize=100, pageToken=page_token, fields="nextPageToken,drives(id)"
+                )
+            )
+            ids += [d["id"] for d in resp.get("drives", [])]
+            page_token = resp.get("nextPageToken")
+            if not page_token:
+                return ids
+
+    def _sync_corpus(self, corpus: str, drive_id: str | None) -> None:
+        with self.engine.connect() as conn:
+            state = sync_state.get_state(conn, self.account_id, corpus)
+        if state is not None and state.cursor and not state.sweep_in_progress:
+            self.counters.mode = self.counters.mode or "incremental"
+            if self._incremental(corpus, drive_id, state.cursor):
+                return
+            # Google rejected the stored token: sweep everything and reconcile what vanished.
+            self.counters.mode = "full_after_invalid_cursor"
+            with self.engine.begin() as conn:
+                sync_state.drop_cursor(conn, self.account_id, corpus)
+            self._full_sweep(corpus, drive_id, force_reconcile=True)
+            return
+        self.counters.mode = self.counters.mode or "full"
+        self._full_sweep(corpus, drive_id, force_reconcile=False)
+
+    # --- full sweep -----------------------------------------------------------------------------
+    def _corpus_args(self, drive_id: str | None) -> dict[str, Any]:
+        if drive_id:
+            return {
+                "corpora": "drive",
+                "driveId": drive_id,
+                "includeItemsFromAllDrives": True,
+                "supportsAllDrives": True,
+            }
+        return {"corpora": "user", "supportsAllDrives": True}
+
+    def _full_sweep(self, corpus: str, drive_id: str | None, *, force_reconcile: bool) -> None:
+        with self.engine.connect() as conn:
+            state = sync_state.get_state(conn, self.account_id, corpus)
+            live_before = files.count_live(conn, self.account_id)
+        if state is not None and state.sweep_in_progress:
+            sweep_id, page_token, reconcile = state.sweep_id, state.sweep_page_token, state.sweep_reconcile
+        else:
+            # The start token comes first: whatever changes while we list is replayed next run.
+            token_args = {"driveId": drive_id, "supportsAllDrives": True} if drive_id else {}
+            start = self._execute(self.drive.changes().getStartPageToken(**token_args))["startPageToken"]
+            reconcile = force_reconcile or live_before > 0
+            with self.engine.begin() as conn:
+                sweep_id = sync_state.begin_sweep(
+                    conn, self.account_id, corpus, sweep_cursor=str(start), reconcile=reconcile
+                )
+            page_token = None
+        assert sweep_id is not None
+        query = drive_domain.build_list_query(self.limits)
+        seen_before = self.counters.seen
+        while True:
+            if self.budget <= 0:
+                self.counters.limit_reached = True
+                return  # the sweep goes on from its saved page next run
+            resp = self._execute(
+                self.drive.files().list(
+                    q=query,
+                    pageSize=self._page_size(),
+                    pageToken=page_token,
+                    orderBy="modifiedTime desc",
+                    fields=drive_domain.DRIVE_FILES_LIST_FIELDS,
+                    **self._corpus_args(drive_id),
+                )
+            )
+            listed = resp.get("files", [])
+            self.budget -= len(listed)
+            self.counters.seen += len(listed)
+            records: list[FileRecord] = []
+            for item in listed:
+                skip = drive_domain.classify_drive_file(item, self.limits)
+                if skip is None:
+                    records.append(drive_domain.to_file_record(item))
+                else:
+                    self.counters.skip(skip, item["id"])
+            next_token = resp.get("nextPageToken")
+
+            progress = functools.partial(
+                self._sweep_progress,
+                corpus,
+                sweep_id,
+                reconcile,
+                [r.external_id for r in records],
+                next_token,
+            )
+            self._store_page(records, extra=progress)
+            if not next_token:
+                break
+            page_token = next_token
+
+        def finish(conn: sa.Connection) -> None:
+            if reconcile:
+                gone = files.tombstone_unseen(
+                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value
+                )
+                if gone:
+                    self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
+            sync_state.finish_sweep(conn, self.account_id, corpus)
+
+        self._commit_page(finish)
+        self.counters.pages -= 1  # the finishing commit is not a page
+        swept = self.counters.seen - seen_before
+        if swept == 0 and live_before >= LOUD_DROP_THRESHOLD:
+            self.counters.warnings.append(
+                f"full sync of {corpus} saw 0 files where the account held {live_before} live files"
+            )
+
+    def _sweep_progress(
+        self,
+        corpus: str,
+        sweep_id: uuid.UUID,
+        reconcile: bool,
+        ids: list[str],
+        next_token: str | None,
+        conn: sa.Connection,
+    ) -> None:
+        if reconcile:
+            files.record_sweep_seen(conn, self.account_id, sweep_id, ids)
+        sync_state.save_sweep_page(conn, self.account_id, corpus, next_token)
+
+    # --- incremental ----------------------------------------------------------------------------
+    def _incremental(self, corpus: str, drive_id: str | None, cursor: str) -> bool:
+        """Apply the Changes feed from ``cursor``; False when Google rejected the cursor."""
+        page_token = cursor
+        while True:
+            if self.budget <= 0:
+                self.counters.limit_reached = True
+                return True
+            args: dict[str, Any] = {"driveId": drive_id} if drive_id else {}
+            try:
+                resp = self._execute(
+                    self.drive.changes().list(
+                        pageToken=page_token,
+                        pageSize=self._page_size(),
+                        includeRemoved=True,
+                        supportsAllDrives=True,
+                        includeItemsFromAllDrives=True,
+                        spaces="drive",
+                        fields=drive_domain.DRIVE_CHANGES_LIST_FIELDS,
+                        **args,
+                    )
+                )
+            except SyncError as error:
+                if error.code in (ErrorCode.CURSOR_INVALID, ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND):
+                    self.counters.warnings.append(
+                        f"stored change token for {corpus} was rejected ({error.code})"
+                    )
+                    return False
+                raise
+            changes = resp.get("changes", [])
+            self.budget -= len(changes)
+            self.counters.seen += len(changes)
+            next_token = resp.get("nextPageToken")
+            new_start = resp.get("newStartPageToken")
+            self._apply_changes(changes, corpus, str(next_token or new_start))
+            if new_start or not next_token:
+                return True
+            page_token = next_token
+
+    def _apply_changes(self, changes: list[dict[str, Any]], corpus: str, cursor: str) -> None:
+        removed_ids = [c["fileId"] for c in changes if c.get("removed") and c.get("fileId")]
+        with self.engine.connect() as conn:
+            prior_rows = files.stored_meta(conn, self.account_id, removed_ids)
+        upserts: dict[str, FileRecord] = {}
+        tombstones: dict[str, Tombstone] = {}
+        drives_removed: list[str] = []
+        for change in changes:
+            file_id = change.get("fileId")
+            prior = PriorState.from_row(*prior_rows[file_id]) if file_id in prior_rows else None
+            decision = drive_domain.decide_change(change, self.limits, prior)
+            if decision.action is ChangeAction.UPSERT and decision.record is not None:
+                upserts[decision.record.external_id] = decision.record
+                tombstones.pop(decision.record.external_id, None)
+            elif decision.action is ChangeAction.TOMBSTONE and decision.tombstone is not None:
+                tombstones[decision.tombstone.external_id] = decision.tombstone
+                upserts.pop(decision.tombstone.external_id, None)
+                if not change.get("removed") and decision.reason is not None:
+                    self.counters.skip(decision.reason.value, decision.tombstone.external_id)
+            elif decision.action is ChangeAction.DRIVE_REMOVED and decision.drive_id:
+                drives_removed.append(decision.drive_id)
+
+        def extra(conn: sa.Connection) -> None:
+            self.counters.tombstoned.update(
+                files.tombstone_files(conn, self.account_id, list(tombstones.values()))
+            )
+            for drive_id in drives_removed:
+                self.counters.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
+                    conn, self.account_id, drive_id, TombstoneReason.ACCESS_LOST.value
+                )
+            sync_state.advance_cursor(conn, self.account_id, corpus, cursor)
+
+        self._store_page(list(upserts.values()), extra=extra)
+
+    # --- persistence ----------------------------------------------------------------------------
+    def _store_page(self, records: list[FileRecord], *, extra: Callable[[sa.Connection], Any]) -> None:
+        if self.limits.import_to_vault and records:
+            self._import_to_vault(records)
+
+        def write(conn: sa.Connection) -> None:
+            counts = files.upsert_files(conn, self.account_id, PROVIDER, records)
+            self.counters.inserted += counts.inserted
+            self.counters.updated += counts.updated
+            self.counters.unchanged += counts.unchanged
+            self.counters.restored += counts.restored
+            extra(conn)
+
+        self._commit_page(write)
+
+    def _import_to_vault(self, records: list[FileRecord]) -> None:
+        """Option B: content for the rows this page will write, or that Vault lacks.
+
+        Runs before the page commits, so a crash re-plans the same rows and re-imports them
+        (an idempotent upsert) instead of leaving rows whose content never arrived.
+        """
+        with self.engine.connect() as conn:
+            planned = files.upsert_files(conn, self.account_id, PROVIDER, records, dry_run=True)
+            have = vault.existing_external_ids(
+                conn, self.owner_id, PROVIDER, [r.external_id for r in records]
+            )
+        wanted = set(planned.written_ids) | {r.external_id for r in records if r.external_id not in have}
+        for record in records:
+            if record.external_id not in wanted:
+                continue
+            content = self._fetch_content(record)
+            if content is None:
+                continue
+            with self.engine.begin() as conn:
+                vault.upsert_document(
+                    conn,
+                    vault.VaultDocument(
+                        owner_id=self.owner_id,
+                        source=PROVIDER,
+                        external_id=record.external_id,
+                        title=record.title,
+                        mime=EXPORT_AS.get(record.mime or "", record.mime),
+                        content=content,
+                        account_id=self.account_id,
+                    ),
+                )
+            self.counters.vault_imported += 1
+
+    def _fetch_content(self, record: FileRecord) -> bytes | None:
+        mime = record.mime or ""
+        try:
+            if mime in EXPORT_AS:
+                data = self._execute(
+                    self.drive.files().export_media(fileId=record.external_id, mimeType=EXPORT_AS[mime])
+                )
+            elif mime in DOWNLOADED:
+                data = self._execute(
+                    self.drive.files().get_media(fileId=record.external_id, supportsAllDrives=True)
+                )
+            else:
+                return None
+        except SyncError as error:
+            if error.code == ErrorCode.EXPORT_TOO_LARGE:
+                self.counters.skip(SkipReason.EXPORT_LIMIT, record.external_id)
+                return None
+            if error.code in (ErrorCode.INSUFFICIENT_PERMISSIONS, ErrorCode.NOT_FOUND):
+                self.counters.skip(SkipReason.NO_PERMISSION, record.external_id)
+                return None
+            raise
+        if isinstance(data, str):
+            data = data.encode()
+        if len(data) > self.limits.max_file_size_bytes:
+            self.counters.skip(SkipReason.TOO_LARGE, record.external_id)
+            return None
+        return bytes(data)

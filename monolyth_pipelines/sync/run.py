@@ -1,0 +1,260 @@
+"""One sync run of one account, independent of the provider: the connector_jobs row, the
+activity events, the counters, and the rules for failing honestly.
+
+Drive and Gmail differ only in their fetch loops; everything a run records goes through here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
+from monolyth_pipelines.store import accounts, events, jobs
+from monolyth_pipelines.store.events import Event
+from monolyth_pipelines.store.schema import AccountStatus, JobStatus
+from monolyth_pipelines.store.timeutil import utcnow
+
+# How many skipped ids per reason a job row keeps; the counts are always complete.
+SKIPPED_IDS_KEPT = 100
+# A running job whose run shows no sign of life for this long is taken over by the next run.
+DEFAULT_STALE_AFTER = timedelta(minutes=10)
+# Below this many live items a drop to zero is not alarming enough to shout about.
+LOUD_DROP_THRESHOLD = 100
+
+
+@dataclass
+class SyncCounters:
+    """What a run saw and did; lands in meta_json, Dagster metadata and the completed event."""
+
+    seen: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    restored: int = 0
+    tombstoned: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_ids: dict[str, list[str]] = field(default_factory=dict)
+    pages: int = 0
+    retries: int = 0
+    vault_imported: int = 0
+    mode: str = ""  # "full", "incremental", "full_after_invalid_cursor"
+    limit_reached: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, external_id: str) -> None:
+        self.skipped[reason] += 1
+        kept = self.skipped_ids.setdefault(reason, [])
+        if len(kept) < SKIPPED_IDS_KEPT:
+            kept.append(external_id)
+
+    @property
+    def stored(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    def as_meta(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "seen": self.seen,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "restored": self.restored,
+            "tombstoned": dict(self.tombstoned),
+            "tombstoned_total": sum(self.tombstoned.values()),
+            "skipped": dict(self.skipped),
+            "skipped_total": sum(self.skipped.values()),
+            "skipped_ids": self.skipped_ids,
+            "pages": self.pages,
+            "retries": self.retries,
+            "vault_imported": self.vault_imported,
+            "limit_reached": self.limit_reached,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    account_id: uuid.UUID
+    provider: str
+    kind: str
+    run_id: str
+    attempt: int = 1
+    job_id: uuid.UUID | None = None  # handed over by the Sync-now sensor
+
+
+class AccountNotSyncable(SyncError):
+    pass
+
+
+class SyncRun:
+    """The lifecycle of one run: start → (heartbeat per page) → complete | fail."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        identity: RunIdentity,
+        *,
+        settings_meta: dict[str, Any],
+        is_run_alive: Callable[[str], bool] | None = None,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.identity = identity
+        self.settings_meta = settings_meta
+        self.is_run_alive = is_run_alive or (lambda _run_id: True)
+        self.stale_after = stale_after
+        self.counters = SyncCounters()
+        self.api_calls: Callable[[], int] = lambda: 0
+        self.log = log or (lambda _msg: None)
+        self.job: jobs.Job | None = None
+        self._started = time.monotonic()
+
+    # --- meta -----------------------------------------------------------------------------------
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "run_id": self.identity.run_id,
+            "provider": self.identity.provider,
+            "settings": self.settings_meta,
+            "counters": self.counters.as_meta(),
+            "api_calls": self.api_calls(),
+            "duration_ms": self.duration_ms,
+            **extra,
+        }
+
+    @property
+    def duration_ms(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        assert self.job is not None, "run not started"
+        return self.job.id
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> jobs.Job:
+        ident = self.identity
+        with self.engine.begin() as conn:
+            account = accounts.get_account(conn, ident.account_id)
+            if account is None:
+                raise AccountNotSyncable(ErrorCode.NOT_FOUND, f"account {ident.account_id} does not exist")
+            if account.provider != ident.provider:
+                raise AccountNotSyncable(
+                    ErrorCode.BAD_REQUEST, f"account {ident.account_id} is a {account.provider} account"
+                )
+            self._reap_dead_holder(conn)
+            before = (
+                jobs.get_job(conn, ident.job_id)
+                if ident.job_id
+                else jobs.open_job(conn, ident.account_id, ident.kind)
+            )
+            self.job = jobs.start_job(
+                conn,
+                account_id=ident.account_id,
+                kind=ident.kind,
+                run_id=ident.run_id,
+                attempt=ident.attempt,
+                job_id=ident.job_id,
+                meta=self.meta(),
+            )
+            # A step retry re-enters with the row already running for this run: one started event per job.
+            if before is None or before.status != JobStatus.RUNNING or before.run_id != ident.run_id:
+                events.log_event(
+                    conn,
+                    Event.SYNC_STARTED,
+                    {"provider": ident.provider, "account_id": ident.account_id, "run_id": ident.run_id},
+                )
+        self.log(f"job {self.job.id} running (attempt {ident.attempt})")
+        if account.status != AccountStatus.CONNECTED:
+            # Raised after the commit, so the refused run is a job row of its own and
+            # "why did nothing sync" has an answer in the table.
+            code = ErrorCode.AUTH_REVOKED if account.status == AccountStatus.ERROR else ErrorCode.BAD_REQUEST
+            raise AccountNotSyncable(code, f"account {ident.account_id} is {account.status}, not connected")
+        return self.job
+
+    def _reap_dead_holder(self, conn: sa.Connection) -> None:
+        """A job left running by a run that died (process killed) must not block the account forever."""
+        ident = self.identity
+        held = jobs.open_job(conn, ident.account_id, ident.kind)
+        if held is None or held.status != JobStatus.RUNNING or held.run_id in (None, ident.run_id):
+            return
+        stale = utcnow() - held.updated_at > self.stale_after
+        if held.run_id is not None and self.is_run_alive(held.run_id) and not stale:
+            return
+        reap_job(conn, held, "the run holding this job stopped without finishing it (process killed or lost)")
+        self.log(f"took over job {held.id} from dead run {held.run_id}")
+
+    def heartbeat(self, conn: sa.Connection) -> None:
+        """Called inside each page's transaction: progress stays visible and proves the run alive."""
+        jobs.update_meta(conn, self.job_id, self.meta())
+
+    def complete(self) -> dict[str, Any]:
+        ident = self.identity
+        meta = self.meta()
+        with self.engine.begin() as conn:
+            jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta)
+            events.log_event(
+                conn,
+                Event.SYNC_COMPLETED,
+                {
+                    "provider": ident.provider,
+                    "account_id": ident.account_id,
+                    "run_id": ident.run_id,
+                    "file_count": self.counters.stored,
+                    "duration_ms": meta["duration_ms"],
+                },
+            )
+        return meta
+
+    def fail(self, error: SyncError, *, will_retry: bool) -> None:
+        """Record a failure. While Dagster will retry, the row stays running: not failed in between."""
+        message = f"{error.code}: {error.message}"
+        ident = self.identity
+        with self.engine.begin() as conn:
+            if self.job is None:
+                return
+            if will_retry:
+                jobs.update_meta(conn, self.job_id, self.meta(last_attempt_error=message))
+                return
+            jobs.finish_job(conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message)
+            events.log_event(
+                conn,
+                Event.SYNC_FAILED,
+                {
+                    "provider": ident.provider,
+                    "account_id": ident.account_id,
+                    "run_id": ident.run_id,
+                    "error_code": str(error.code),
+                    "error_msg": error.message,
+                },
+            )
+            if error.code == ErrorCode.AUTH_REVOKED:
+                accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
+
+
+def reap_job(conn: sa.Connection, job: jobs.Job, reason: str, error_code: str = "run_died") -> bool:
+    """Mark a job whose run died as failed, with the failed event; False if it was already closed."""
+    account = accounts.get_account(conn, job.account_id)
+    message = safe_message(f"{error_code}: {reason}")
+    if not jobs.finish_job(conn, job.id, JobStatus.FAILED, last_error=message):
+        return False
+    events.log_event(
+        conn,
+        Event.SYNC_FAILED,
+        {
+            "provider": account.provider if account else "unknown",
+            "account_id": job.account_id,
+            "run_id": job.run_id or "",
+            "error_code": error_code,
+            "error_msg": safe_message(reason),
+        },
+    )
+    return True
