@@ -114,15 +114,22 @@ class DriveSync:
         self._full_sweep(corpus, drive_id, force_reconcile=False)
 
     # --- full sweep -----------------------------------------------------------------------------
-    def _corpus_args(self, drive_id: str | None) -> dict[str, Any]:
+    @staticmethod
+    def _corpus_args(drive_id: str | None, *, for_changes: bool = False) -> dict[str, Any]:
+        """One corpus per token: My Drive alone, or one shared drive alone, never both in one feed.
+
+        Shared-drive items reach the user's feed only with includeItemsFromAllDrives, which stays
+        off there: with shared drives on nothing is counted twice, and off, nothing leaks in.
+        """
         if drive_id:
-            return {
-                "corpora": "drive",
+            args: dict[str, Any] = {
                 "driveId": drive_id,
                 "includeItemsFromAllDrives": True,
                 "supportsAllDrives": True,
             }
-        return {"corpora": "user", "supportsAllDrives": True}
+            return args if for_changes else {**args, "corpora": "drive"}
+        args = {"supportsAllDrives": True, "includeItemsFromAllDrives": False}
+        return args if for_changes else {**args, "corpora": "user"}
 
     def _full_sweep(self, corpus: str, drive_id: str | None, *, force_reconcile: bool) -> None:
         with self.engine.connect() as conn:
@@ -220,18 +227,15 @@ class DriveSync:
             if self.budget <= 0:
                 self.counters.limit_reached = True
                 return True
-            args: dict[str, Any] = {"driveId": drive_id} if drive_id else {}
             try:
                 resp = self._execute(
                     self.drive.changes().list(
                         pageToken=page_token,
                         pageSize=self._page_size(),
                         includeRemoved=True,
-                        supportsAllDrives=True,
-                        includeItemsFromAllDrives=True,
                         spaces="drive",
                         fields=drive_domain.DRIVE_CHANGES_LIST_FIELDS,
-                        **args,
+                        **self._corpus_args(drive_id, for_changes=True),
                     )
                 )
             except SyncError as error:
