@@ -1,0 +1,7 @@
+"""``python -m monolyth_pipelines.emulator serve --port P ...`` (see ``cli.py``)."""
+
+import sys
+
+from monolyth_pipelines.emulator.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""What a user sees when Google misbehaves: retries that heal, failures that say why, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from monolyth_pipelines.settings import DriveLimits
+from monolyth_pipelines.store import accounts, events
+from monolyth_pipelines.store.schema import activity_log, connector_files, connector_jobs
+from tests.connectors.harness import DriveHarness, comparable, expected_rows
+
+
+def test_one_call_in_five_failing_still_gives_the_clean_table(
+    make_drive: Callable[[int], DriveHarness],
+) -> None:
+    # Vault mode, so the run makes hundreds of calls (one export or download per file), not three.
+    drive = make_drive(400)
+    config = {"ops": {"google_drive_files": {"config": {"persistence": "vault"}}}}
+    rule = drive.emulator.faults.error_rate(0.2, statuses=(503, 429), account=drive.account.email)
+    result, job = drive.sync(config)
+    assert result.success and job.status == "completed"
+    assert rule.fired > 20
+    assert job.meta_json["counters"]["retries"] == rule.fired
+    assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
+    # Every stored file got its content, or a reason why not; no fault left a hole.
+    counters = job.meta_json["counters"]
+    assert counters["vault_imported"] + counters["skipped"].get("export_limit", 0) == len(drive.rows())
+
+
+def test_persistent_server_errors_fail_the_job_the_event_and_the_run(drive: DriveHarness) -> None:
+    drive.emulator.faults.script("drive.files.list", every=True, status=500)
+    result, job = drive.sync()
+    assert not result.success
+    assert job.status == "failed" and job.finished_at is not None
+    assert job.last_error.startswith("google_unavailable:")
+    # Transient errors are retried by Dagster too: every attempt is counted on the same row.
+    assert job.attempts == 3
+    with drive.engine.connect() as conn:
+        logged = [
+            e
+            for e in events.events_for(conn, account_id=drive.account_id)
+            if e["event"] != "connector_account_connected"
+        ]
+    assert [e["event"] for e in logged] == ["connector_sync_started", "connector_sync_failed"]
+    failed = logged[-1]["payload"]
+    assert failed["error_code"] == "google_unavailable" and failed["run_id"] == result.dagster_run.run_id
+    assert failed["error_msg"]
+
+
+def _all_stored_text(drive: DriveHarness) -> str:
+    """Everything we persisted except token_json itself, which is where tokens belong."""
+    parts = []
+    with drive.engine.connect() as conn:
+        for table in (connector_jobs, activity_log, connector_files):
+            parts += [json.dumps(dict(r._mapping), default=str) for r in conn.execute(sa.select(table))]
+        account_cols = [c for c in accounts.connector_accounts.c if c.name != "token_json"]
+        parts += [json.dumps(dict(r._mapping), default=str) for r in conn.execute(sa.select(*account_cols))]
+    return "\n".join(parts)
+
+
+def test_a_revoked_grant_marks_the_account_and_leaks_no_secret(
+    drive: DriveHarness, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with drive.engine.connect() as conn:
+        token_json = accounts.get_token_json(conn, drive.account_id)
+    assert token_json
+    secrets = [token_json["token"], token_json["refresh_token"], token_json["client_secret"]]
+    drive.emulator.revoke(drive.account)
+
+    result, job = drive.sync()
+    assert not result.success
+    assert job.status == "failed" and job.last_error.startswith("auth_revoked:")
+    assert job.attempts == 1, "a revoked grant is permanent: no retry"
+    with drive.engine.connect() as conn:
+        assert accounts.get_account(conn, drive.account_id).status == "error"
+        failed = [
+            e
+            for e in events.events_for(conn, account_id=drive.account_id)
+            if e["event"] == "connector_sync_failed"
+        ]
+    assert [e["payload"]["error_code"] for e in failed] == ["auth_revoked"]
+
+    dagster_logs = "\n".join(repr(entry) for entry in drive.instance.all_logs(result.dagster_run.run_id))
+    assert "auth_revoked" in dagster_logs
+    out, err = capfd.readouterr()
+    for haystack in (_all_stored_text(drive), dagster_logs, caplog.text, out, err):
+        for secret in secrets:
+            assert secret not in haystack
+
+
+def test_a_killed_sync_is_finished_by_the_next_run_without_duplicates_or_loss(
+    drive: DriveHarness, tmp_path: Path
+) -> None:
+    # Slow pages so the process is surely killed between two page commits.
+    drive.emulator.faults.latency(0.5, endpoint="drive.files.list")
+    env = {
+        **os.environ,
+        "MONOLYTH_DATABASE_URL": drive.db_url,
+        "MONOLYTH_DATA_DIR": str(tmp_path),
+        "MONOLYTH_GOOGLE_API_ENDPOINT": drive.base_url,
+        "MONOLYTH_GOOGLE_TOKEN_URI": f"{drive.base_url}/token",
+    }
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monolyth_pipelines.cli",
+            "sync",
+            "google_drive",
+            "--account",
+            str(drive.account_id),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if drive.rows():
+                break
+            assert proc.poll() is None, "the sync ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the first page never landed")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with drive.engine.connect() as conn:
+        killed = conn.execute(
+            sa.select(connector_jobs).where(connector_jobs.c.account_id == drive.account_id)
+        ).one()
+    assert killed.status == "running"
+    partial = len(drive.rows())
+
+    drive.emulator.faults.clear()
+    result, job = drive.sync()
+    assert result.success and job.status == "completed" and job.id != killed.id
+    expected = expected_rows(drive.drive.files(), DriveLimits())
+    assert comparable(drive.rows()) == expected
+    assert job.meta_json["counters"]["inserted"] == len(expected) - partial  # resumed, not restarted
+    with drive.engine.connect() as conn:
+        reaped = conn.execute(sa.select(connector_jobs).where(connector_jobs.c.id == killed.id)).one()
+        assert conn.execute(sa.select(sa.func.count()).select_from(connector_files)).scalar_one() == len(
+            expected
+        )
+        failed = [
+            e["payload"]
+            for e in events.events_for(conn, account_id=drive.account_id)
+            if e["event"] == "connector_sync_failed"
+        ]
+    assert reaped.status == "failed" and reaped.last_error.startswith("run_died")
+    assert [f["run_id"] for f in failed] == [killed.run_id]
