@@ -68,7 +68,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Any test that uses a database runs once per backend, without each test having to say so.
     if "fresh_db_url" in metafunc.fixturenames:
         markers = {m.name for m in metafunc.definition.iter_markers()}
-        backends = ["sqlite"] if "sqlite_only" in markers else ["postgres"] if "postgres_only" in markers else BACKENDS
+        backends = (
+            ["sqlite"]
+            if "sqlite_only" in markers
+            else ["postgres"]
+            if "postgres_only" in markers
+            else BACKENDS
+        )
         metafunc.parametrize("fresh_db_url", backends, indirect=True, ids=backends)
 
 
@@ -76,7 +82,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     # CI reads this line to prove the Postgres half of the suite really ran.
     counts = {}
     for outcome in ("passed", "failed", "skipped", "error"):
-        counts[outcome] = sum("[postgres" in report.nodeid for report in terminalreporter.stats.get(outcome, []))
+        counts[outcome] = sum(
+            "[postgres" in report.nodeid for report in terminalreporter.stats.get(outcome, [])
+        )
     terminalreporter.write_line(
         "postgres tests: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
     )

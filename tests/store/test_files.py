@@ -41,7 +41,8 @@ def test_upserting_the_same_rows_twice_writes_nothing_the_second_time(engine: sa
         assert _row_versions(conn) == before
 
     changed = [
-        dataclasses.replace(r, title=r.title + " (edited)") if i % 100 == 0 else r for i, r in enumerate(records)
+        dataclasses.replace(r, title=r.title + " (edited)") if i % 100 == 0 else r
+        for i, r in enumerate(records)
     ]
     with engine.begin() as conn:
         third = upsert_files(conn, account, "google_drive", changed)
@@ -49,9 +50,12 @@ def test_upserting_the_same_rows_twice_writes_nothing_the_second_time(engine: sa
     with engine.connect() as conn:
         after = _row_versions(conn)
         assert sum(after[k] != before[k] for k in before) == 100
-        assert conn.execute(
-            sa.select(connector_files.c.title).where(connector_files.c.external_id == "f0")
-        ).scalar_one() == "Doc 0 (edited)"
+        assert (
+            conn.execute(
+                sa.select(connector_files.c.title).where(connector_files.c.external_id == "f0")
+            ).scalar_one()
+            == "Doc 0 (edited)"
+        )
 
 
 def test_a_row_without_external_id_rejects_the_whole_batch(engine: sa.Engine) -> None:
@@ -72,7 +76,9 @@ def test_tombstoned_rows_keep_history_and_come_back_when_seen_again(engine: sa.E
     with engine.begin() as conn:
         upsert_files(conn, account, "google_drive", records)
         marked = tombstone_files(
-            conn, account, [Tombstone("f1", TombstoneReason.TRASHED), Tombstone("f2", TombstoneReason.DELETED)]
+            conn,
+            account,
+            [Tombstone("f1", TombstoneReason.TRASHED), Tombstone("f2", TombstoneReason.DELETED)],
         )
         assert marked == {"trashed": 1, "deleted": 1}
         # A second tombstone keeps the first reason: the item left once, for that reason.

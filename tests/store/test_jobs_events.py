@@ -53,7 +53,9 @@ def test_job_lifecycle_claims_the_pending_row(engine: sa.Engine) -> None:
         running = jobs.start_job(conn, account_id=account, kind="drive_import", run_id="run-1", attempt=1)
         assert running.id == pending and running.status == "running" and running.started_at is not None
         with pytest.raises(JobConflictError):
-            jobs.start_job(conn, account_id=account, kind="drive_import", run_id="run-2", attempt=1, job_id=pending)
+            jobs.start_job(
+                conn, account_id=account, kind="drive_import", run_id="run-2", attempt=1, job_id=pending
+            )
         assert jobs.finish_job(conn, pending, "completed", meta={"file_count": 3})
         # The first outcome recorded wins: a late failure report does not overwrite it.
         assert not jobs.finish_job(conn, pending, "failed", last_error="late")
@@ -67,14 +69,20 @@ def test_events_carry_exactly_the_spec_keys(engine: sa.Engine) -> None:
     account = new_account(engine)
     with engine.begin() as conn:
         events.log_event(
-            conn, "connector_sync_started", {"provider": "google_drive", "account_id": account, "run_id": "r1"}
+            conn,
+            "connector_sync_started",
+            {"provider": "google_drive", "account_id": account, "run_id": "r1"},
         )
         with pytest.raises(InvalidRecordError, match="payload"):
-            events.log_event(conn, "connector_sync_started", {"provider": "google_drive", "account_id": account})
+            events.log_event(
+                conn, "connector_sync_started", {"provider": "google_drive", "account_id": account}
+            )
         with pytest.raises(InvalidRecordError, match="event"):
             events.log_event(conn, "connector_sync_exploded", {"account_id": account})
     with engine.connect() as conn:
         rows = conn.execute(sa.select(activity_log)).all()
     assert len(rows) == 1
     assert rows[0].payload == {"provider": "google_drive", "account_id": str(account), "run_id": "r1"}
-    assert rows[0].run_id == "r1" and rows[0].account_id == account and isinstance(rows[0].owner_id, uuid.UUID)
+    assert (
+        rows[0].run_id == "r1" and rows[0].account_id == account and isinstance(rows[0].owner_id, uuid.UUID)
+    )

@@ -24,12 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_sql_folder_is_the_ddl_the_code_generates() -> None:
     committed = (ROOT / "sql" / "schema.sql").read_text()
-    assert committed == postgres_ddl(), "sql/schema.sql is stale: run `monolyth-connectors db sql > sql/schema.sql`"
+    assert committed == postgres_ddl(), (
+        "sql/schema.sql is stale: run `monolyth-connectors db sql > sql/schema.sql`"
+    )
 
 
 def test_migrations_build_exactly_the_code_schema(engine: sa.Engine) -> None:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+        )
         assert compare_metadata(context, metadata) == []
 
 
@@ -48,7 +52,8 @@ def _pg_snapshot(conn: sa.Connection) -> dict[str, list[tuple[str, ...]]]:
     ).all()
     constraints = conn.exec_driver_sql(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE connamespace = current_schema()::regnamespace AND conrelid::regclass::text <> %s ORDER BY 1, 2",
+        "WHERE connamespace = current_schema()::regnamespace AND conrelid::regclass::text <> %s "
+        "ORDER BY 1, 2",
         (VERSION_TABLE,),
     ).all()
     strip = re.compile(rf"\b{re.escape(schema)}\.")
@@ -86,7 +91,9 @@ def test_sql_folder_applied_by_hand_equals_the_migrated_schema(fresh_db_url: str
                     "WHERE table_schema = current_schema() AND table_name = 'connector_files'"
                 ).all()
             )
-        assert {k: types[k] for k in ("id", "account_id", "meta_json", "size", "modified_at", "external_id")} == {
+        assert {
+            k: types[k] for k in ("id", "account_id", "meta_json", "size", "modified_at", "external_id")
+        } == {
             "id": "uuid",
             "account_id": "uuid",
             "meta_json": "jsonb",
