@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,44 +151,63 @@ class DriveSync:
         assert sweep_id is not None
         query = drive_domain.build_list_query(self.limits)
         seen_before = self.counters.seen
-        while True:
-            if self.budget <= 0:
-                self.counters.limit_reached = True
-                return  # the sweep goes on from its saved page next run
-            resp = self._execute(
+
+        def list_page(token: str | None, page_size: int) -> dict[str, Any]:
+            return self._execute(
                 self.drive.files().list(
                     q=query,
-                    pageSize=self._page_size(),
-                    pageToken=page_token,
+                    pageSize=page_size,
+                    pageToken=token,
                     orderBy="modifiedTime desc",
                     fields=drive_domain.DRIVE_FILES_LIST_FIELDS,
                     **self._corpus_args(drive_id),
                 )
             )
-            listed = resp.get("files", [])
-            self.budget -= len(listed)
-            self.counters.seen += len(listed)
-            records: list[FileRecord] = []
-            for item in listed:
-                skip = drive_domain.classify_drive_file(item, self.limits)
-                if skip is None:
-                    records.append(drive_domain.to_file_record(item))
-                else:
-                    self.counters.skip(skip, item["id"])
-            next_token = resp.get("nextPageToken")
 
-            progress = functools.partial(
-                self._sweep_progress,
-                corpus,
-                sweep_id,
-                reconcile,
-                [r.external_id for r in records],
-                next_token,
-            )
-            self._store_page(records, extra=progress)
-            if not next_token:
-                break
-            page_token = next_token
+        # While a page is written, the next one is already being fetched: the listing is
+        # latency-bound and the writes database-bound, so overlapping them nearly halves the
+        # wall time. At most two pages are in memory. Not with Option B, whose content
+        # downloads share the HTTP connection (httplib2 is not thread-safe).
+        prefetch = ThreadPoolExecutor(max_workers=1) if not self.limits.import_to_vault else None
+        pending: Future[dict[str, Any]] | None = None
+        try:
+            while True:
+                if self.budget <= 0:
+                    self.counters.limit_reached = True
+                    return  # the sweep goes on from its saved page next run
+                if pending is not None:
+                    resp = pending.result()
+                    pending = None
+                else:
+                    resp = list_page(page_token, self._page_size())
+                listed = resp.get("files", [])
+                self.budget -= len(listed)
+                self.counters.seen += len(listed)
+                next_token = resp.get("nextPageToken")
+                if prefetch is not None and next_token and self.budget > 0:
+                    pending = prefetch.submit(list_page, next_token, self._page_size())
+                records: list[FileRecord] = []
+                for item in listed:
+                    skip = drive_domain.classify_drive_file(item, self.limits)
+                    if skip is None:
+                        records.append(drive_domain.to_file_record(item))
+                    else:
+                        self.counters.skip(skip, item["id"])
+                progress = functools.partial(
+                    self._sweep_progress,
+                    corpus,
+                    sweep_id,
+                    reconcile,
+                    [r.external_id for r in records],
+                    next_token,
+                )
+                self._store_page(records, extra=progress)
+                if not next_token:
+                    break
+                page_token = next_token
+        finally:
+            if prefetch is not None:
+                prefetch.shutdown(wait=True, cancel_futures=True)
 
         def finish(conn: sa.Connection) -> None:
             if reconcile:
