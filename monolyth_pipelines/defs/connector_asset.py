@@ -48,6 +48,16 @@ ACTIVE_RUN_STATUSES = {
 }
 
 PREVIEW_ROWS = 10
+COMPLETENESS_CHECK = "sync_completeness"
+
+
+def completeness_check_spec(asset_name: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        COMPLETENESS_CHECK,
+        asset=asset_name,
+        description="Warns when a sync saw nothing where the account held many items, or when most "
+        "of an account left in one run.",
+    )
 
 
 @dataclass(frozen=True)
@@ -133,9 +143,21 @@ def run_connector_asset(
         if clients is not None:
             clients.close()
 
-    for warning in meta["counters"]["warnings"]:
+    warnings = meta["counters"]["warnings"]
+    for warning in warnings:
         context.log.warning(warning)
-    return dg.MaterializeResult(metadata=materialization_metadata(engine, account_id, meta, run))
+    # A run that saw nothing where thousands lived, or lost most of an account at once, must not
+    # look like a quiet success: the check shows as a warning on the asset in the UI.
+    completeness = dg.AssetCheckResult(
+        check_name=COMPLETENESS_CHECK,
+        passed=not warnings,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(warnings) or "the run saw what the account held",
+        metadata={"warnings": dg.MetadataValue.json(warnings)},
+    )
+    return dg.MaterializeResult(
+        metadata=materialization_metadata(engine, account_id, meta, run), check_results=[completeness]
+    )
 
 
 def materialization_metadata(

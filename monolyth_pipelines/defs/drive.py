@@ -13,6 +13,7 @@ from monolyth_pipelines.defs.connector_asset import (
     ASSET_RETRY_POLICY,
     ConnectorSpec,
     call_retry_policy,
+    completeness_check_spec,
     run_connector_asset,
 )
 from monolyth_pipelines.defs.partitions import drive_accounts
@@ -58,6 +59,7 @@ class DriveSyncConfig(dg.Config):
     group_name="connectors",
     kinds={"google", "python"},
     pool="google_drive",
+    check_specs=[completeness_check_spec("google_drive_files")],
     description="Metadata of each connected account's Google Drive files, in connector_files "
     "(and Vault with persistence=vault). One partition per account.",
 )

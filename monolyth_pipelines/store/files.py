@@ -305,20 +305,32 @@ def record_sweep_seen(
         conn.execute(stmt.on_conflict_do_nothing())
 
 
+def meta_scope(key: str, value: str | None) -> sa.ColumnElement[bool]:
+    """Rows whose meta_json[key] equals ``value`` (absent when None), e.g. one Drive corpus."""
+    field = connector_files.c.meta_json[key].as_string()
+    return field.is_(None) if value is None else field == value
+
+
 def tombstone_unseen(
-    conn: sa.Connection, account_id: uuid.UUID, sweep_id: uuid.UUID, reason: str, at: datetime | None = None
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    sweep_id: uuid.UUID,
+    reason: str,
+    at: datetime | None = None,
+    scope: sa.ColumnElement[bool] | None = None,
 ) -> int:
-    """After a reconciling full sweep: tombstone every live row the sweep did not see."""
+    """After a reconciling full sweep: tombstone every live row in ``scope`` the sweep did not see."""
     at = at or utcnow()
     seen = sa.select(connector_sweep_seen.c.external_id).where(connector_sweep_seen.c.sweep_id == sweep_id)
+    where = [
+        connector_files.c.account_id == account_id,
+        connector_files.c.deleted_at.is_(None),
+        connector_files.c.external_id.not_in(seen),
+    ]
+    if scope is not None:
+        where.append(scope)
     result = conn.execute(
-        connector_files.update()
-        .where(
-            connector_files.c.account_id == account_id,
-            connector_files.c.deleted_at.is_(None),
-            connector_files.c.external_id.not_in(seen),
-        )
-        .values(deleted_at=at, deleted_reason=reason, updated_at=at)
+        connector_files.update().where(*where).values(deleted_at=at, deleted_reason=reason, updated_at=at)
     )
     conn.execute(connector_sweep_seen.delete().where(connector_sweep_seen.c.sweep_id == sweep_id))
     return result.rowcount
@@ -355,27 +367,14 @@ def stored_meta(
     return found
 
 
-def count_live(conn: sa.Connection, account_id: uuid.UUID) -> int:
-    return conn.execute(
+def count_live(
+    conn: sa.Connection, account_id: uuid.UUID, scope: sa.ColumnElement[bool] | None = None
+) -> int:
+    query = (
         sa.select(sa.func.count())
         .select_from(connector_files)
         .where(connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None))
-    ).scalar_one()
-
-
-def live_meta_values(conn: sa.Connection, account_id: uuid.UUID, key: str, values: Sequence[str]) -> set[str]:
-    """Which of ``values`` some live row holds in ``meta_json[key]`` (e.g. Gmail thread ids)."""
-    found: set[str] = set()
-    column = connector_files.c.meta_json[key].as_string()
-    for chunk in _chunks(list(dict.fromkeys(values))):
-        rows = conn.execute(
-            sa.select(column)
-            .distinct()
-            .where(
-                connector_files.c.account_id == account_id,
-                connector_files.c.deleted_at.is_(None),
-                column.in_(chunk),
-            )
-        )
-        found.update(value for (value,) in rows)
-    return found
+    )
+    if scope is not None:
+        query = query.where(scope)
+    return conn.execute(query).scalar_one()

@@ -133,9 +133,11 @@ class DriveSync:
         return args if for_changes else {**args, "corpora": "user"}
 
     def _full_sweep(self, corpus: str, drive_id: str | None, *, force_reconcile: bool) -> None:
+        # Reconcile and warnings concern this corpus only: My Drive rows carry no driveId.
+        scope = files.meta_scope("driveId", drive_id)
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
-            live_before = files.count_live(conn, self.account_id)
+            live_before = files.count_live(conn, self.account_id, scope)
         if state is not None and state.sweep_in_progress:
             sweep_id, page_token, reconcile = state.sweep_id, state.sweep_page_token, state.sweep_reconcile
         else:
@@ -212,7 +214,7 @@ class DriveSync:
         def finish(conn: sa.Connection) -> None:
             if reconcile:
                 gone = files.tombstone_unseen(
-                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value
+                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value, scope=scope
                 )
                 if gone:
                     self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
@@ -224,6 +226,11 @@ class DriveSync:
         if swept == 0 and live_before >= LOUD_DROP_THRESHOLD:
             self.counters.warnings.append(
                 f"full sync of {corpus} saw 0 files where the account held {live_before} live files"
+            )
+        elif swept > 0 and self.counters.stored == 0:
+            self.counters.warnings.append(
+                f"full sync of {corpus} saw {swept} files and skipped every one "
+                f"({dict(self.counters.skipped)})"
             )
 
     def _sweep_progress(
@@ -272,8 +279,19 @@ class DriveSync:
             new_start = resp.get("newStartPageToken")
             self._apply_changes(changes, corpus, str(next_token or new_start))
             if new_start or not next_token:
+                self._warn_if_most_left(corpus)
                 return True
             page_token = next_token
+
+    def _warn_if_most_left(self, corpus: str) -> None:
+        gone = sum(self.counters.tombstoned.values())
+        with self.engine.connect() as conn:
+            live = files.count_live(conn, self.account_id)
+        if gone >= LOUD_DROP_THRESHOLD and gone > live:
+            self.counters.warnings.append(
+                f"{gone} items of {corpus} left in one run and {live} remain live: "
+                "check the account's access before trusting this"
+            )
 
     def _apply_changes(self, changes: list[dict[str, Any]], corpus: str, cursor: str) -> None:
         removed_ids = [c["fileId"] for c in changes if c.get("removed") and c.get("fileId")]

@@ -210,3 +210,45 @@ def test_vault_option_imports_content_within_the_limits(make_drive: Callable[[in
     _, job = drive.sync(config)
     assert job.meta_json["counters"]["vault_imported"] == 0
     assert drive.api_requests() <= 2
+
+
+def test_losing_most_of_an_account_at_once_is_not_a_quiet_success(drive: DriveHarness) -> None:
+    first, _ = drive.sync()
+    assert [c.passed for c in first.get_asset_check_evaluations()] == [True]
+    for f in drive.drive.files(include_shared_drives=False):
+        if f["id"] in drive.drive.removed_ids():
+            continue  # went with a deleted folder
+        if f.get("ownedByMe") is False:
+            drive.drive.lose_access(f["id"])
+        else:
+            drive.drive.delete(f["id"])
+    result, job = drive.sync()
+    assert result.success, "the data is right; the run must warn, not fail"
+    warnings = job.meta_json["counters"]["warnings"]
+    assert len(warnings) == 1 and "left in one run" in warnings[0]
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity.value == "WARN"
+    assert drive.rows() == {}
+
+
+def test_shared_drives_get_one_change_token_each(drive: DriveHarness) -> None:
+    from monolyth_pipelines.store import sync_state
+
+    config = {"ops": {"google_drive_files": {"config": {"include_shared_drives": True}}}}
+    result, _ = drive.sync(config)
+    assert result.success
+    limits = DriveLimits(include_shared_drives=True)
+    assert comparable(drive.rows()) == expected_rows(drive.drive.files(), limits)
+    shared = drive.drive.shared_drive_ids()
+    assert shared
+    with drive.engine.connect() as conn:
+        corpora = {s.corpus: s.cursor for s in sync_state.list_states(conn, drive.account_id)}
+    assert set(corpora) == {"drive"} | {f"drive:{d}" for d in shared}
+    assert all(corpora.values())
+
+    in_shared = next(f for f in drive.drive.files() if f.get("driveId") and f["id"] in drive.rows())
+    drive.drive.rename(in_shared["id"], "Renamed in a shared drive")
+    _, job = drive.sync(config)
+    assert job.meta_json["counters"]["updated"] == 1
+    assert drive.rows()[in_shared["id"]]["title"] == "Renamed in a shared drive"
+    assert drive.rows()[in_shared["id"]]["meta_json"]["owners"] == []
