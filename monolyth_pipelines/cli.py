@@ -130,7 +130,11 @@ def _sync(args: argparse.Namespace) -> int:
         account = accounts.get_account(conn, account_id)
     if account is None or account.provider != args.provider:
         raise CliError(f"no {args.provider} account {account_id}")
-    run_config = json.loads(args.config_json) if args.config_json else None
+    run_config = json.loads(args.config_json) if args.config_json else {}
+    # Dagster's step-by-step console log is for debugging; the outcome is printed below.
+    run_config.setdefault(
+        "loggers", {"console": {"config": {"log_level": "DEBUG" if args.verbose else "WARNING"}}}
+    )
     result = materialize_account(
         args.provider,
         account_id,
@@ -229,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--config-json", help='run config, e.g. {"ops": {"google_drive_files": {"config": {...}}}}'
     )
+    sync.add_argument("--verbose", action="store_true", help="show Dagster's own run log")
     sync.set_defaults(func=_sync)
 
     req = commands.add_parser("sync-request", help='insert a pending job, as "Sync now" in the app does')

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from monolyth_pipelines import settings
-from monolyth_pipelines.store.engine import make_engine
+from monolyth_pipelines.store.engine import make_engine, redacted_url
 from monolyth_pipelines.store.migrate import upgrade
 from monolyth_pipelines.store.schema import activity_log, connector_files, connector_jobs
 
@@ -33,6 +33,7 @@ def run_demo(files: int = 2000) -> int:
 
     engine = make_engine(settings.database_url())
     upgrade(engine)
+    print(f"app database: {redacted_url(str(engine.url))}")
     emulator = GoogleEmulator(seed=7)
     account = emulator.add_account("demo.user@example.com", drive_files=files, gmail_threads=0)
     with emulator.serve() as base_url, tempfile.TemporaryDirectory() as tmp:
@@ -62,9 +63,19 @@ def run_demo(files: int = 2000) -> int:
         if _run_cli("sync", "google_drive", "--account", account_id) != 0:
             return 1
         drive = emulator.drive(account)
-        visible = [f for f in drive.files() if not f.get("trashed")]
-        drive.rename(visible[0]["id"], "Renamed during the demo")
-        drive.trash(visible[1]["id"])
+        with engine.connect() as conn:
+            synced = (
+                conn.execute(
+                    sa.select(connector_files.c.external_id)
+                    .where(connector_files.c.account_id == uuid.UUID(account_id))
+                    .order_by(connector_files.c.external_id)
+                    .limit(2)
+                )
+                .scalars()
+                .all()
+            )
+        drive.rename(synced[0], "Renamed during the demo")
+        drive.trash(synced[1])
         drive.create_file(name="Created during the demo", mime_type=settings.DOCS_MIME)
         print("emulated Drive changed: 1 rename, 1 trash, 1 new Doc")
         if _run_cli("sync", "google_drive", "--account", account_id) != 0:

@@ -310,7 +310,8 @@ class DriveSync:
             elif decision.action is ChangeAction.TOMBSTONE and decision.tombstone is not None:
                 tombstones[decision.tombstone.external_id] = decision.tombstone
                 upserts.pop(decision.tombstone.external_id, None)
-                if not change.get("removed") and decision.reason is not None:
+                # Out of scope by type or size is also a skip; trash is only a tombstone.
+                if decision.reason in (TombstoneReason.UNSUPPORTED_TYPE, TombstoneReason.TOO_LARGE):
                     self.counters.skip(decision.reason.value, decision.tombstone.external_id)
             elif decision.action is ChangeAction.DRIVE_REMOVED and decision.drive_id:
                 drives_removed.append(decision.drive_id)
