@@ -162,3 +162,16 @@ def test_a_killed_sync_is_finished_by_the_next_run_without_duplicates_or_loss(
         ]
     assert reaped.status == "failed" and reaped.last_error.startswith("run_died")
     assert [f["run_id"] for f in failed] == [killed.run_id]
+
+
+def test_a_permanent_permission_error_fails_at_once_without_retry(drive: DriveHarness) -> None:
+    rule = drive.emulator.faults.script(
+        "drive.files.list", every=True, status=403, reason="insufficientPermissions"
+    )
+    result, job = drive.sync()
+    assert not result.success
+    assert rule.fired == 1, "a permanent error is not retried, neither per call nor by Dagster"
+    assert job.status == "failed" and job.attempts == 1
+    assert job.last_error.startswith("insufficient_permissions:")
+    with drive.engine.connect() as conn:
+        assert accounts.get_account(conn, drive.account_id).status == "connected"
