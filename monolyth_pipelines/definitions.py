@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from monolyth_pipelines.defs import automation
 from monolyth_pipelines.defs.drive import google_drive_files
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 
@@ -12,9 +11,6 @@ from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResourc
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[google_drive_files],
-        jobs=automation.jobs,
-        sensors=automation.sensors,
-        schedules=automation.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},
     )
 
