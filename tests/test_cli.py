@@ -43,11 +43,7 @@ def _token_file(tmp_path: Path, emulator: GoogleEmulator, base_url: str) -> Path
     return path
 
 
-def test_accounts_add_list_sync_disconnect(
-    cli_env: tuple[GoogleEmulator, str], engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    emulator, base_url = cli_env
-    token_file = _token_file(tmp_path, emulator, base_url)
+def _add_drive_account(token_file: Path, capsys: pytest.CaptureFixture[str]) -> str:
     owner = str(uuid.uuid4())
     assert (
         main(
@@ -64,7 +60,15 @@ def test_accounts_add_list_sync_disconnect(
         )
         == 0
     )
-    account_id = capsys.readouterr().out.strip()
+    return capsys.readouterr().out.strip()
+
+
+def test_accounts_add_list_sync_disconnect(
+    cli_env: tuple[GoogleEmulator, str], engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator, base_url = cli_env
+    token_file = _token_file(tmp_path, emulator, base_url)
+    account_id = _add_drive_account(token_file, capsys)
     assert UUID_RE.match(account_id)
 
     assert main(["accounts", "list"]) == 0
@@ -102,19 +106,7 @@ def test_sync_exits_non_zero_when_the_grant_was_revoked(
 ) -> None:
     emulator, base_url = cli_env
     token_file = _token_file(tmp_path, emulator, base_url)
-    main(
-        [
-            "accounts",
-            "add",
-            "--provider",
-            "google_drive",
-            "--owner",
-            str(uuid.uuid4()),
-            "--token-file",
-            str(token_file),
-        ]
-    )
-    account_id = capsys.readouterr().out.strip()
+    account_id = _add_drive_account(token_file, capsys)
     emulator.revoke(emulator.account("cli@example.com"))
     assert main(["sync", "google_drive", "--account", account_id]) == 1
     out = capsys.readouterr().out
@@ -127,19 +119,7 @@ def test_sync_request_coalesces_two_clicks(
 ) -> None:
     emulator, base_url = cli_env
     token_file = _token_file(tmp_path, emulator, base_url)
-    main(
-        [
-            "accounts",
-            "add",
-            "--provider",
-            "google_drive",
-            "--owner",
-            str(uuid.uuid4()),
-            "--token-file",
-            str(token_file),
-        ]
-    )
-    account_id = capsys.readouterr().out.strip()
+    account_id = _add_drive_account(token_file, capsys)
     assert main(["sync-request", "google_drive", "--account", account_id]) == 0
     first = capsys.readouterr().out.strip()
     assert main(["sync-request", "google_drive", "--account", account_id]) == 0
