@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from monolyth_pipelines.defs.drive import google_drive_files
+from monolyth_pipelines.defs import automation
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 
 
 def build_definitions() -> dg.Definitions:
+    # --- providers (Gmail: issue 6) --------------------------------------------------------------
+    # Read from the environment on each call, not at import: Gmail's asset, job and schedule
+    # exist only with MONOLYTH_FEATURE_FLAGS=int_gmail and appear or vanish together
+    # (enabled_automations() lists local_run.assets_by_provider(), which checks the flag).
+    auto = automation.build_automation(automation.enabled_automations())
+    # -----------------------------------------------------------------------------------------------
     return dg.Definitions(
-        assets=[google_drive_files],
+        assets=[a.asset for a in auto.automations],
+        jobs=auto.jobs,
+        sensors=auto.sensors,
+        schedules=auto.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},
     )
 
