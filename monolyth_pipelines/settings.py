@@ -192,9 +192,18 @@ class GmailLimits:
         }
     )
     batch_size: int = 50
+    # False stores no attachment metadata and fetches with format=metadata (headers only).
+    attachment_metadata: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> GmailLimits:
+        costs = cls().method_costs
+        for item in _list_env("GMAIL_QUOTA_COSTS", (), environ):
+            method, _, units = item.partition("=")
+            try:
+                costs[method.strip()] = int(units)
+            except ValueError:
+                raise ValueError(f"GMAIL_QUOTA_COSTS wants method=units items, got {item!r}") from None
         return cls(
             max_threads=_int_env("GMAIL_MAX_THREADS", cls.max_threads, environ),
             label=_env("GMAIL_LABEL", environ) or cls.label,
@@ -202,4 +211,8 @@ class GmailLimits:
             attachment_filename_pattern=_env("GMAIL_ATTACHMENT_FILENAME_PATTERN", environ),
             attachment_max_size_mb=_float_env("GMAIL_ATTACHMENT_MAX_SIZE_MB", 25.0, environ),
             quota_units_per_second=_float_env("GMAIL_QUOTA_UNITS_PER_SECOND", 250.0, environ),
+            method_costs=costs,
+            batch_size=_int_env("GMAIL_BATCH_SIZE", cls.batch_size, environ),
+            attachment_metadata=(_env("GMAIL_ATTACHMENT_METADATA", environ) or "true").lower()
+            not in ("0", "false", "no"),
         )

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from monolyth_pipelines.domain.email_headers import decode_header_value, parse_from, parse_mail_date
-from monolyth_pipelines.domain.records import FileRecord
+from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.domain.timestamps import format_utc_z, from_epoch_millis, parse_rfc3339
 from monolyth_pipelines.settings import GmailLimits
 
@@ -165,7 +165,10 @@ def to_message_record(
     message_id = str(message["id"])
     normalised = normalise_message(message)
     labels = list(label_ids) if label_ids is not None else list(message.get("labelIds") or [])
-    meta = {**normalised, "threadId": message.get("threadId"), "labelIds": labels}
+    # attachmentId is left out of the stored row: Gmail issues a new one on every fetch, so
+    # keeping it would make an unchanged message look changed on every full pull.
+    attachments = [{k: v for k, v in a.items() if k != "attachmentId"} for a in normalised["attachments"]]
+    meta = {**normalised, "attachments": attachments, "threadId": message.get("threadId"), "labelIds": labels}
     return FileRecord(
         external_id=message_id,
         title=normalised["subject"],
@@ -219,3 +222,50 @@ def select_attachments(
 ) -> list[Mapping[str, Any]]:
     """The attachments ``rule`` selects, in their original order."""
     return [attachment for attachment in attachments if rule.matches(attachment)]
+
+
+def attachment_external_id(message_id: str, attachment: Mapping[str, Any]) -> str:
+    """The Vault id of an attachment: stable across fetches, unlike Gmail's attachmentId.
+
+    A message's MIME structure never changes, so its part id names the same part forever.
+    """
+    part = attachment.get("partId")
+    return f"{message_id}/{part if part not in (None, '') else attachment.get('filename')}"
+
+
+# Threads whose every message carries one of these are not listed by threads.list by default.
+HIDDEN_LABELS = frozenset({"TRASH", "SPAM"})
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadDecision:
+    keep: list[Mapping[str, Any]]  # messages to store
+    tombstones: list[Tombstone]  # messages that leave the live set (ignored if never stored)
+
+
+def decide_thread(thread: Mapping[str, Any] | None, label_id: str) -> ThreadDecision:
+    """What the current state of one thread (threads.get) means for the rows of its messages.
+
+    The same rule serves the full pull and history replay, so both converge on one state:
+    a thread is in scope when one of its messages outside trash and spam carries the label
+    (what threads.list with that label shows); then every such message is stored. Messages in
+    trash or spam are tombstoned ``trashed``; all of them are tombstoned ``left_label`` once the
+    thread is out of scope. ``None`` (the thread is gone) decides nothing: the deletions come
+    with their own history records, or from the reconcile of a full pull.
+    """
+    if thread is None:
+        return ThreadDecision([], [])
+    messages = [m for m in thread.get("messages") or [] if isinstance(m, Mapping) and m.get("id")]
+
+    def hidden(message: Mapping[str, Any]) -> bool:
+        return bool(HIDDEN_LABELS.intersection(message.get("labelIds") or []))
+
+    visible = [m for m in messages if not hidden(m)]
+    in_scope = any(label_id in (m.get("labelIds") or []) for m in visible)
+    keep = visible if in_scope else []
+    tombstones = [
+        Tombstone(str(m["id"]), TombstoneReason.TRASHED if hidden(m) else TombstoneReason.LEFT_LABEL)
+        for m in messages
+        if not in_scope or hidden(m)
+    ]
+    return ThreadDecision(keep, tombstones)

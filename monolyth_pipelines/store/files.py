@@ -378,3 +378,21 @@ def count_live(
     if scope is not None:
         query = query.where(scope)
     return conn.execute(query).scalar_one()
+
+
+def live_meta_values(conn: sa.Connection, account_id: uuid.UUID, key: str, values: Sequence[str]) -> set[str]:
+    """Which of ``values`` some live row holds in ``meta_json[key]`` (e.g. Gmail thread ids)."""
+    found: set[str] = set()
+    column = connector_files.c.meta_json[key].as_string()
+    for chunk in _chunks(list(dict.fromkeys(values))):
+        rows = conn.execute(
+            sa.select(column)
+            .distinct()
+            .where(
+                connector_files.c.account_id == account_id,
+                connector_files.c.deleted_at.is_(None),
+                column.in_(chunk),
+            )
+        )
+        found.update(value for (value,) in rows)
+    return found

@@ -224,3 +224,18 @@ def jobs_for_account(conn: sa.Connection, account_id: uuid.UUID) -> list[Job]:
         .order_by(connector_jobs.c.created_at)
     )
     return [Job(**row._mapping) for row in rows]
+
+
+def last_completed_job(conn: sa.Connection, account_id: uuid.UUID, kind: str) -> Job | None:
+    """The account's most recent completed job of ``kind`` (e.g. to see the settings it ran with)."""
+    row = conn.execute(
+        sa.select(connector_jobs)
+        .where(
+            connector_jobs.c.account_id == account_id,
+            connector_jobs.c.kind == kind,
+            connector_jobs.c.status == JobStatus.COMPLETED.value,
+        )
+        .order_by(connector_jobs.c.finished_at.desc(), connector_jobs.c.created_at.desc())
+        .limit(1)
+    ).one_or_none()
+    return Job(**row._mapping) if row else None

@@ -10,14 +10,20 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from googleapiclient.http import HttpRequest
 
+from monolyth_pipelines.domain.records import FileRecord
+from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
-from monolyth_pipelines.store import accounts, events, jobs
+from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
+from monolyth_pipelines.store import accounts, events, files, jobs
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
@@ -238,6 +244,60 @@ class SyncRun:
             )
             if error.code == ErrorCode.AUTH_REVOKED:
                 accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
+
+
+@dataclass
+class PagedSync:
+    """What every provider's fetch loop shares: Google calls retried with backoff, and page
+    commits that carry the page's rows, its cursor, a refreshed token and the heartbeat in one
+    transaction. A provider subclasses it and adds its own loop."""
+
+    run: SyncRun
+    clients: GoogleClients
+    policy: Backoff
+    owner_id: uuid.UUID
+    token_json: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.engine: sa.Engine = self.run.engine
+        self.account_id = self.run.identity.account_id
+        self.counters = self.run.counters
+        self.run.api_calls = lambda: self.clients.api_requests
+
+    def _count_retry(self, _event: RetryEvent) -> None:
+        self.counters.retries += 1
+
+    def _execute(
+        self, request: HttpRequest, *, around: Callable[[], AbstractContextManager[object]] | None = None
+    ) -> Any:
+        """``request`` with capped backoff; each attempt runs inside ``around()`` when given (e.g.
+        a quota pacer: a retried call spends quota again)."""
+
+        def attempt() -> Any:
+            if around is None:
+                return request.execute()
+            with around():
+                return request.execute()
+
+        return call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
+
+    def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
+        with self.engine.begin() as conn:
+            write(conn)
+            refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
+            if refreshed is not None:
+                accounts.save_token_json(conn, self.account_id, refreshed)
+                self.token_json = refreshed
+            self.counters.pages += 1
+            self.run.heartbeat(conn)
+
+    def _write_records(self, conn: sa.Connection, records: list[FileRecord]) -> files.UpsertCounts:
+        counts = files.upsert_files(conn, self.account_id, self.run.identity.provider, records)
+        self.counters.inserted += counts.inserted
+        self.counters.updated += counts.updated
+        self.counters.unchanged += counts.unchanged
+        self.counters.restored += counts.restored
+        return counts
 
 
 def reap_job(conn: sa.Connection, job: jobs.Job, reason: str, error_code: str = "run_died") -> bool:

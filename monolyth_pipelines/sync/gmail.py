@@ -1,0 +1,598 @@
+"""The Gmail fetch loop: the last N threads of one label, then the mailbox history.
+
+* **First run** (no cursor): the label is resolved by name (labels.list), the mailbox historyId
+  is taken (getProfile) *before* anything is listed, then threads.list pages feed threads.get
+  calls sent in batch requests; each batch's messages are written as it arrives. The historyId
+  becomes the cursor when the pull ends, so whatever changed while it ran is replayed next run.
+* **Later runs**: history.list from the cursor. The threads the records touch (new mail,
+  deletions, label changes) are fetched again and their current state decides every row
+  (``domain.gmail.decide_thread``), so a replayed page converges instead of double-applying.
+  Each history page's rows and the cursor after it commit in one transaction.
+* **Cursor too old** (history.list 404): a full pull that records what it sees and tombstones
+  what it did not see (``not_seen_in_full_sync``).
+
+Every call is paced under the per-user quota (``google.pacing.Pacer``); batched calls that fail
+inside a batch (the client retries no inner call) are re-queued with backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from googleapiclient.http import HttpRequest
+
+from monolyth_pipelines.domain.gmail import (
+    METADATA_HEADERS,
+    THREAD_FULL_FIELDS,
+    THREAD_METADATA_FIELDS,
+    AttachmentRule,
+    attachment_external_id,
+    decide_thread,
+    find_attachments,
+    select_attachments,
+    to_message_record,
+)
+from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
+from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.credentials import scopes_of
+from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception
+from monolyth_pipelines.google.pacing import Pacer
+from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
+from monolyth_pipelines.settings import GmailLimits
+from monolyth_pipelines.store import files, jobs, sync_state, vault
+from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync, SyncCounters
+
+PROVIDER = "gmail"
+KIND = "gmail_import"
+CORPUS = "gmail"
+
+# Google refuses a batch of more than 100 calls outright; GmailLimits.batch_size (50, Google's
+# advice for Gmail) is normally the tighter bound.
+MAX_BATCH_CALLS = 100
+# attachments.get answers carry the content (base64, a third larger): bound one batch's reply.
+ATTACHMENT_BATCH_BYTES = 32 * 1024 * 1024
+PAGE_SIZE = 500  # the maximum for threads.list and history.list
+
+HISTORY_FIELDS = (
+    "nextPageToken,historyId,history(id,"
+    "messagesAdded(message(id,threadId,labelIds)),messagesDeleted(message(id,threadId,labelIds)),"
+    "labelsAdded(labelIds,message(id,threadId,labelIds)),labelsRemoved(labelIds,message(id,threadId,labelIds)))"
+)
+_HISTORY_KINDS = ("messagesAdded", "labelsAdded", "labelsRemoved", "messagesDeleted")
+# Scopes that allow format=full; gmail.metadata alone allows headers only.
+_FULL_FORMAT_SCOPES = frozenset(
+    {
+        "https://mail.google.com/",
+        "https://www.googleapis.com/auth/gmail.readonly",
+        "https://www.googleapis.com/auth/gmail.modify",
+    }
+)
+SKIP_ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
+
+
+class GmailQuota:
+    """The pacer, plus one rule for the time between sending a call and its answer.
+
+    The pacer spaces the moments calls are *sent*. Google counts a call when it runs, somewhere
+    between sending and answering, and runs a batch's calls one after another, so a batch can
+    straddle the edge of the one-second window the pacer reasoned about. So every call is booked
+    a second time when its answer arrives, and a new call also waits until the units answered
+    within the last window leave room for it: whatever the latency, no window then holds more
+    than the quota. The cost is one batch's latency per window, not a retried 429.
+    """
+
+    def __init__(
+        self,
+        pacer: Pacer,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.pacer = pacer
+        self._clock = clock
+        self._sleep = sleep
+        self._answered: deque[tuple[float, float]] = deque()  # (answer time, units), oldest first
+        self._answered_units = 0.0
+        self._loose_units = 0.0  # spent by single calls since the last batch
+
+    def loose_calls(self, method: str) -> int:
+        """How many calls of ``method`` the single calls since the last batch cost.
+
+        The next batch leaves that many calls out. A quota that holds a whole number of batches
+        per window then keeps holding them: a 10-unit list call next to four full 500-unit
+        batches would otherwise push a whole batch into the next window.
+        """
+        return math.ceil(self._loose_units / self.pacer.cost(method) - 1e-9)
+
+    @contextmanager
+    def spend(self, method: str, calls: int = 1, *, batch: bool = False) -> Iterator[None]:
+        """Hold the caller until ``calls`` calls of ``method`` fit, and book them when answered."""
+        units = self.pacer.cost(method, calls)
+        self._wait_for_room(units)
+        self.pacer.acquire(units)
+        self._loose_units = 0.0 if batch else self._loose_units + units
+        try:
+            yield
+        finally:
+            # Booked even when the call failed: Google may well have counted it.
+            self._answered.append((self._clock(), units))
+            self._answered_units += units
+
+    def _wait_for_room(self, units: float) -> None:
+        while True:
+            now = self._clock()
+            while self._answered and self._answered[0][0] <= now - self.pacer.window:
+                self._answered_units -= self._answered.popleft()[1]
+            if not self._answered or self._answered_units + units <= self.pacer.window_limit:
+                return
+            self._sleep(self._answered[0][0] + self.pacer.window - now)
+
+
+@dataclass
+class BatchCall:
+    key: str
+    build: Callable[[], HttpRequest]  # a fresh request per attempt
+    weight: int = 0  # expected reply bytes, for batches bounded by size
+    attempts: int = 0
+    context: Any = None  # whatever the caller needs back with the answer
+
+
+@dataclass
+class BatchAnswer:
+    call: BatchCall
+    response: Any  # the parsed JSON; None when ``error`` is set
+    error: SyncError | None = None  # a permanent error the caller chose to tolerate
+
+
+@dataclass
+class GmailBatcher:
+    """Sends calls of one Gmail method in paced batch requests and yields each batch's answers.
+
+    Calls that fail inside a batch with a retryable error (429, 5xx) come back in a later
+    batch after a backoff; after ``policy.max_attempts`` the error is raised. Permanent errors
+    whose code is in ``tolerated`` are handed to the caller; any other one fails the run.
+    """
+
+    clients: GoogleClients
+    quota: GmailQuota
+    policy: Backoff
+    counters: SyncCounters
+    method: str  # the quota's name for it, e.g. "threads.get"
+    size: int
+    max_weight: int | None = None
+    tolerated: frozenset[ErrorCode] = field(default_factory=lambda: frozenset({ErrorCode.NOT_FOUND}))
+
+    def run(self, calls: Iterable[BatchCall]) -> Iterator[list[BatchAnswer]]:
+        source = iter(calls)
+        queue: deque[BatchCall] = deque()
+        while chunk := self._take(queue, source):
+            answers, failed = self._send(chunk)
+            if answers:
+                yield answers
+            if failed:
+                queue.extendleft(call for call, _ in reversed(failed))
+                self.policy.sleep(
+                    max(self.policy.delay(call.attempts - 1, error.retry_after) for call, error in failed)
+                )
+
+    def _take(self, queue: deque[BatchCall], source: Iterator[BatchCall]) -> list[BatchCall]:
+        """Re-queued calls first, then new ones pulled lazily, so a source is never read ahead."""
+        chunk: list[BatchCall] = []
+        weight = 0
+        # Re-evaluated per call: pulling from the source may itself make a single call (a list page).
+        while len(chunk) < max(1, self.size - self.quota.loose_calls(self.method)):
+            if not queue:
+                following = next(source, None)
+                if following is None:
+                    break
+                queue.append(following)
+            if chunk and self.max_weight is not None and weight + queue[0].weight > self.max_weight:
+                break
+            call = queue.popleft()
+            chunk.append(call)
+            weight += call.weight
+        return chunk
+
+    def _count_retry(self, _event: RetryEvent) -> None:
+        self.counters.retries += 1
+
+    def _send(self, chunk: list[BatchCall]) -> tuple[list[BatchAnswer], list[tuple[BatchCall, SyncError]]]:
+        def attempt() -> dict[str, tuple[Any, BaseException | None]]:
+            replies: dict[str, tuple[Any, BaseException | None]] = {}
+
+            def callback(request_id: str, response: Any, exception: BaseException | None) -> None:
+                replies[request_id] = (response, exception)
+
+            batch = self.clients.gmail_batch(callback)
+            for index, call in enumerate(chunk):
+                batch.add(call.build(), request_id=str(index))
+            # Paced per attempt: a batch that reached Google spent the quota even if it failed.
+            with self.quota.spend(self.method, len(chunk), batch=True):
+                batch.execute()
+            return replies
+
+        replies = call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
+        answers: list[BatchAnswer] = []
+        failed: list[tuple[BatchCall, SyncError]] = []
+        for index, call in enumerate(chunk):
+            response, exception = replies.get(str(index), (None, None))
+            if exception is None and response is not None:
+                answers.append(BatchAnswer(call, response))
+                continue
+            error = (
+                classify_exception(exception)
+                if exception is not None
+                else SyncError(ErrorCode.GOOGLE_UNAVAILABLE, "a batch reply lacked a call", retryable=True)
+            )
+            call.attempts += 1
+            if error.retryable and call.attempts < self.policy.max_attempts:
+                failed.append((call, error))
+            elif error.code in self.tolerated:
+                answers.append(BatchAnswer(call, None, error))
+            else:
+                raise error
+        self.counters.retries += len(failed)
+        return answers, failed
+
+
+@dataclass
+class GmailSync(PagedSync):
+    limits: GmailLimits
+    pacer: Pacer | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Resource objects are rebuilt from the discovery document on every access: build once.
+        self.users = self.clients.gmail().users()
+        self.threads_api = self.users.threads()
+        self.quota = GmailQuota(self.pacer or Pacer.for_gmail(self.limits))
+        self.rule = AttachmentRule.from_limits(self.limits)
+        scopes = set(scopes_of(self.token_json))
+        # A gmail.metadata grant refuses format=full; the sync still works, without attachments.
+        metadata_grant = bool(scopes) and not scopes & _FULL_FORMAT_SCOPES
+        wants_parts = self.limits.attachment_metadata or bool(self.rule.mime_types)
+        self.full_format = wants_parts and not metadata_grant
+        if self.rule.mime_types and metadata_grant:
+            self.counters.warnings.append(
+                "attachments cannot be imported with the gmail.metadata scope; reconnect with gmail.readonly"
+            )
+            self.rule = AttachmentRule()
+        self._label_id: str | None = None
+        self._address: str | None = None
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def _call(self, request: HttpRequest, method: str) -> dict[str, Any]:
+        return self._execute(request, around=lambda: self.quota.spend(method))
+
+    def _batcher(self, method: str, **kwargs: Any) -> GmailBatcher:
+        # A batch larger than one quota window cannot go out without overrunning it.
+        size = min(self.limits.batch_size, MAX_BATCH_CALLS, self.quota.pacer.max_calls_per_window(method))
+        return GmailBatcher(
+            self.clients, self.quota, self.policy, self.counters, method, max(1, size), **kwargs
+        )
+
+    def _profile(self) -> dict[str, Any]:
+        profile = self._call(
+            self.users.getProfile(userId="me", fields="emailAddress,historyId"), "getProfile"
+        )
+        self._address = profile.get("emailAddress")
+        return profile
+
+    def _mailbox_address(self) -> str | None:
+        """For the rows' web links; fetched only when a run has rows to write."""
+        if self._address is None:
+            self._profile()
+        return self._address
+
+    def _label(self) -> str:
+        """The configured label's id. Names are matched exactly, then as ids (INBOX), then
+        case-insensitively, because Gmail treats label names case-insensitively."""
+        if self._label_id is None:
+            wanted = self.limits.label
+            labels = self._call(
+                self.users.labels().list(userId="me", fields="labels(id,name)"), "labels.list"
+            ).get("labels", [])
+            match = (
+                next((lab for lab in labels if lab.get("name") == wanted), None)
+                or next((lab for lab in labels if lab.get("id") == wanted), None)
+                or next(
+                    (lab for lab in labels if str(lab.get("name", "")).casefold() == wanted.casefold()), None
+                )
+            )
+            if match is None:
+                raise SyncError(
+                    ErrorCode.LABEL_NOT_FOUND,
+                    f"the Gmail label {wanted!r} does not exist in this mailbox ({len(labels)} labels)",
+                )
+            self._label_id = str(match["id"])
+        return self._label_id
+
+    # --- entry ----------------------------------------------------------------------------------
+    def sync(self) -> None:
+        with self.engine.connect() as conn:
+            state = sync_state.get_state(conn, self.account_id, CORPUS)
+            previous = jobs.last_completed_job(conn, self.account_id, KIND)
+        if state is None or not state.cursor or state.sweep_in_progress:
+            self.counters.mode = "full"
+            self._full_pull(force_reconcile=False)
+            return
+        previous_label = ((previous.meta_json or {}).get("settings") or {}).get("label") if previous else None
+        if previous_label not in (None, self.limits.label):
+            # The stored rows and cursor belong to another label: pull this one and reconcile.
+            self.counters.warnings.append(
+                f"label changed from {previous_label!r} to {self.limits.label!r}: full pull"
+            )
+            self.counters.mode = "full"
+        else:
+            self.counters.mode = "incremental"
+            if self._incremental(state.cursor):
+                return
+            self.counters.mode = "full_after_invalid_cursor"
+        with self.engine.begin() as conn:
+            sync_state.drop_cursor(conn, self.account_id, CORPUS)
+        self._full_pull(force_reconcile=True)
+
+    # --- full pull ------------------------------------------------------------------------------
+    def _full_pull(self, *, force_reconcile: bool) -> None:
+        with self.engine.connect() as conn:
+            state = sync_state.get_state(conn, self.account_id, CORPUS)
+            live_before = files.count_live(conn, self.account_id)
+        label_id = self._label()
+        if state is not None and state.sweep_in_progress:
+            # A pull that died: its history id still predates everything listed since, so the
+            # listing simply starts over (unchanged rows are not rewritten).
+            sweep_id, reconcile = state.sweep_id, state.sweep_reconcile
+        else:
+            history_id = str(self._profile()["historyId"])
+            reconcile = force_reconcile or live_before > 0
+            with self.engine.begin() as conn:
+                sweep_id = sync_state.begin_sweep(
+                    conn, self.account_id, CORPUS, sweep_cursor=history_id, reconcile=reconcile
+                )
+        assert sweep_id is not None
+        seen_before = self.counters.seen
+
+        def seen(conn: sa.Connection, stored: list[str]) -> None:
+            if reconcile:
+                files.record_sweep_seen(conn, self.account_id, sweep_id, stored)
+
+        calls = (self._thread_call(thread_id) for thread_id in self._list_threads(label_id))
+        for answers in self._batcher("threads.get").run(calls):
+            self._store_threads([a.response for a in answers], label_id, extra=seen)
+
+        def finish(conn: sa.Connection) -> None:
+            if reconcile:
+                gone = files.tombstone_unseen(
+                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value
+                )
+                if gone:
+                    self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
+            sync_state.finish_sweep(conn, self.account_id, CORPUS)
+
+        self._commit_page(finish)
+        self.counters.pages -= 1  # the finishing commit is not a page
+        if self.counters.seen == seen_before and live_before >= LOUD_DROP_THRESHOLD:
+            self.counters.warnings.append(
+                f"full pull of label {self.limits.label!r} saw 0 messages where the account held "
+                f"{live_before} live messages"
+            )
+
+    def _list_threads(self, label_id: str) -> Iterator[str]:
+        """The label's newest ``max_threads`` thread ids, one list page at a time, on demand."""
+        remaining = self.limits.max_threads
+        page_token: str | None = None
+        while remaining > 0:
+            resp = self._call(
+                self.threads_api.list(
+                    userId="me",
+                    labelIds=[label_id],
+                    maxResults=min(PAGE_SIZE, remaining),
+                    pageToken=page_token,
+                    fields="nextPageToken,threads(id)",
+                ),
+                "threads.list",
+            )
+            ids = [str(t["id"]) for t in resp.get("threads", [])][:remaining]
+            remaining -= len(ids)
+            yield from ids
+            page_token = resp.get("nextPageToken")
+            if not page_token:
+                return
+
+    def _thread_call(self, thread_id: str) -> BatchCall:
+        threads = self.threads_api
+        if self.full_format:
+            # Names and sizes of attachments need the part tree; the mask leaves body data out.
+            def build() -> HttpRequest:
+                return threads.get(userId="me", id=thread_id, format="full", fields=THREAD_FULL_FIELDS)
+        else:
+
+            def build() -> HttpRequest:
+                return threads.get(
+                    userId="me",
+                    id=thread_id,
+                    format="metadata",
+                    metadataHeaders=list(METADATA_HEADERS),
+                    fields=THREAD_METADATA_FIELDS,
+                )
+
+        return BatchCall(thread_id, build)
+
+    # --- incremental ----------------------------------------------------------------------------
+    def _incremental(self, cursor: str) -> bool:
+        """Apply history.list from ``cursor``; False when Gmail no longer has that history."""
+        page_token: str | None = None
+        position = cursor
+        while True:
+            try:
+                resp = self._call(
+                    self.users.history().list(
+                        userId="me",
+                        startHistoryId=cursor,
+                        maxResults=PAGE_SIZE,
+                        pageToken=page_token,
+                        fields=HISTORY_FIELDS,
+                    ),
+                    "history.list",
+                )
+            except SyncError as error:
+                if error.code is ErrorCode.CURSOR_INVALID:
+                    self.counters.warnings.append(f"stored history id {cursor} is no longer kept by Gmail")
+                    return False
+                raise
+            records = resp.get("history", [])
+            next_token = resp.get("nextPageToken")
+            # Gmail's advice: after the last page store the returned historyId; until then, the
+            # last record applied is where a crashed run resumes.
+            if not next_token:
+                position = str(resp["historyId"])
+            elif records:
+                position = str(records[-1]["id"])
+            self._apply_history(records, position)
+            if not next_token:
+                return True
+            page_token = next_token
+
+    def _apply_history(self, records: list[dict[str, Any]], after: str) -> None:
+        deleted: list[str] = []
+        wanted: dict[str, None] = {}  # thread ids to fetch again, in first-seen order
+        maybe: set[str] = set()  # threads that matter only if we store them already
+        # No records, no label lookup: a run with nothing new costs one history.list call.
+        label_id = self._label() if records else ""
+        for record in records:
+            for kind in _HISTORY_KINDS:
+                for item in record.get(kind) or []:
+                    message = item.get("message") or {}
+                    if kind == "messagesDeleted" and message.get("id"):
+                        deleted.append(str(message["id"]))
+                    thread_id = message.get("threadId")
+                    if not thread_id:
+                        continue
+                    labels = {*(message.get("labelIds") or ()), *(item.get("labelIds") or ())}
+                    # New mail whose labels history left out could be in the label: look.
+                    if label_id in labels or (kind == "messagesAdded" and "labelIds" not in message):
+                        wanted[str(thread_id)] = None
+                    else:
+                        maybe.add(str(thread_id))
+        self.counters.seen += len(deleted)
+        if maybe - wanted.keys():
+            with self.engine.connect() as conn:
+                stored = files.live_meta_values(
+                    conn, self.account_id, "threadId", sorted(maybe - wanted.keys())
+                )
+            wanted.update(dict.fromkeys(sorted(stored)))
+
+        calls = (self._thread_call(thread_id) for thread_id in wanted)
+        for answers in self._batcher("threads.get").run(calls):
+            self._store_threads([a.response for a in answers], label_id)
+
+        def finish(conn: sa.Connection) -> None:
+            self.counters.tombstoned.update(
+                files.tombstone_files(
+                    conn, self.account_id, [Tombstone(m, TombstoneReason.DELETED) for m in deleted]
+                )
+            )
+            sync_state.advance_cursor(conn, self.account_id, CORPUS, after)
+
+        self._commit_page(finish)
+
+    # --- persistence ----------------------------------------------------------------------------
+    def _store_threads(
+        self,
+        threads: list[Mapping[str, Any] | None],
+        label_id: str,
+        *,
+        extra: Callable[[sa.Connection, list[str]], None] | None = None,
+    ) -> None:
+        """One batch of threads.get answers: rows, tombstones and attachments, in one commit."""
+        kept: list[Mapping[str, Any]] = []
+        tombstones: list[Tombstone] = []
+        for thread in threads:
+            decision = decide_thread(thread, label_id)
+            kept += decision.keep
+            tombstones += decision.tombstones
+            self.counters.seen += len((thread or {}).get("messages") or [])
+        address = self._mailbox_address() if kept else None
+        records: list[FileRecord] = [to_message_record(m, account=address) for m in kept]
+        # Before the commit: a crash then re-plans the same messages, and Vault keeps what landed.
+        self._import_attachments(kept)
+
+        def write(conn: sa.Connection) -> None:
+            self._write_records(conn, records)
+            self.counters.tombstoned.update(files.tombstone_files(conn, self.account_id, tombstones))
+            if extra is not None:
+                extra(conn, [r.external_id for r in records])
+
+        self._commit_page(write)
+
+    def _import_attachments(self, messages: list[Mapping[str, Any]]) -> None:
+        """Selective import: the rule's attachments into Vault, each fetched once ever."""
+        if not self.rule.mime_types or not messages:
+            return
+        wanted: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        for message in messages:
+            for attachment in select_attachments(self.rule, find_attachments(message)):
+                wanted[attachment_external_id(str(message["id"]), attachment)] = (
+                    str(message["id"]),
+                    attachment,
+                )
+        if not wanted:
+            return
+        with self.engine.connect() as conn:
+            have = vault.existing_external_ids(conn, self.owner_id, PROVIDER, list(wanted))
+        calls: list[BatchCall] = []
+        attachments_api = self.users.messages().attachments()
+        for vault_id, (message_id, attachment) in wanted.items():
+            if vault_id in have:
+                continue
+            attachment_id = attachment.get("attachmentId")
+            if not attachment_id:
+                self.counters.skip(SKIP_ATTACHMENT_UNAVAILABLE, vault_id)
+                continue
+
+            def build(message_id: str = message_id, attachment_id: str = str(attachment_id)) -> HttpRequest:
+                return attachments_api.get(userId="me", messageId=message_id, id=attachment_id)
+
+            calls.append(
+                BatchCall(
+                    vault_id, build, weight=attachment.get("size") or 0, context=(message_id, attachment)
+                )
+            )
+        batcher = self._batcher(
+            "attachments.get",
+            max_weight=ATTACHMENT_BATCH_BYTES,
+            # The message or part went away since threads.get: that attachment, not the run.
+            tolerated=frozenset({ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST}),
+        )
+        for answers in batcher.run(calls):
+            documents = []
+            for answer in answers:
+                if answer.error is not None or not answer.response.get("data"):
+                    self.counters.skip(SKIP_ATTACHMENT_UNAVAILABLE, answer.call.key)
+                    continue
+                message_id, attachment = answer.call.context
+                data = answer.response["data"]
+                documents.append(
+                    vault.VaultDocument(
+                        owner_id=self.owner_id,
+                        source=PROVIDER,
+                        external_id=answer.call.key,
+                        title=attachment.get("filename"),
+                        mime=attachment.get("mimeType"),
+                        content=base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)),
+                        account_id=self.account_id,
+                        parent_external_id=message_id,
+                    )
+                )
+            with self.engine.begin() as conn:
+                for document in documents:
+                    vault.upsert_document(conn, document)
+            self.counters.vault_imported += len(documents)
