@@ -14,18 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from googleapiclient.http import HttpRequest
 
 from monolyth_pipelines.domain import drive as drive_domain
 from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SkipReason
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
-from monolyth_pipelines.google.clients import GoogleClients
-from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.errors import ErrorCode, SyncError
-from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
 from monolyth_pipelines.settings import DOCS_MIME, PDF_MIME, SHEETS_MIME, SLIDES_MIME, DriveLimits
-from monolyth_pipelines.store import accounts, files, sync_state, vault
-from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, SyncRun
+from monolyth_pipelines.store import files, sync_state, vault
+from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "google_drive"
 KIND = "drive_import"
@@ -34,41 +30,17 @@ MY_DRIVE = "drive"
 # Option B: what each supported type is exported as (Google-native) or downloaded (binary).
 EXPORT_AS = {DOCS_MIME: "text/plain", SLIDES_MIME: "text/plain", SHEETS_MIME: "text/csv"}
 DOWNLOADED = {PDF_MIME}
+VAULT_HEARTBEAT_EVERY = 20
 
 
 @dataclass
-class DriveSync:
-    run: SyncRun
-    clients: GoogleClients
+class DriveSync(PagedSync):
     limits: DriveLimits
-    policy: Backoff
-    owner_id: uuid.UUID
-    token_json: dict[str, Any]
 
     def __post_init__(self) -> None:
-        self.engine: sa.Engine = self.run.engine
-        self.account_id = self.run.identity.account_id
-        self.counters = self.run.counters
+        super().__post_init__()
         self.drive = self.clients.drive()
-        self.run.api_calls = lambda: self.clients.api_requests
         self.budget = self.limits.max_files_per_run
-
-    # --- plumbing -------------------------------------------------------------------------------
-    def _execute(self, request: HttpRequest) -> dict[str, Any]:
-        def count(_event: RetryEvent) -> None:
-            self.counters.retries += 1
-
-        return call_with_retries(request.execute, policy=self.policy, on_retry=count)
-
-    def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
-        with self.engine.begin() as conn:
-            write(conn)
-            refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
-            if refreshed is not None:
-                accounts.save_token_json(conn, self.account_id, refreshed)
-                self.token_json = refreshed
-            self.counters.pages += 1
-            self.run.heartbeat(conn)
 
     def _page_size(self) -> int:
         return max(1, min(self.limits.page_size, self.budget))
@@ -334,11 +306,7 @@ class DriveSync:
             self._import_to_vault(records)
 
         def write(conn: sa.Connection) -> None:
-            counts = files.upsert_files(conn, self.account_id, PROVIDER, records)
-            self.counters.inserted += counts.inserted
-            self.counters.updated += counts.updated
-            self.counters.unchanged += counts.unchanged
-            self.counters.restored += counts.restored
+            self._write_records(conn, records)
             extra(conn)
 
         self._commit_page(write)
@@ -374,7 +342,11 @@ class DriveSync:
                         account_id=self.account_id,
                     ),
                 )
-            self.counters.vault_imported += 1
+                self.counters.vault_imported += 1
+                # Downloads can take longer than a page of metadata: keep the heartbeat fresh so
+                # the reaper never mistakes this run for a dead one.
+                if self.counters.vault_imported % VAULT_HEARTBEAT_EVERY == 0:
+                    self.run.heartbeat(conn)
 
     def _fetch_content(self, record: FileRecord) -> bytes | None:
         mime = record.mime or ""

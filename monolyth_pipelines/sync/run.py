@@ -206,7 +206,11 @@ class SyncRun:
         ident = self.identity
         meta = self.meta()
         with self.engine.begin() as conn:
-            jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta)
+            if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta):
+                # The reaper or a failure sensor closed the row meanwhile (this run looked dead);
+                # the first recorded outcome stands, and a second event would contradict it.
+                self.log(f"job {self.job_id} was already closed; not recording completion over it")
+                return meta
             events.log_event(
                 conn,
                 Event.SYNC_COMPLETED,
@@ -230,7 +234,13 @@ class SyncRun:
             if will_retry:
                 jobs.update_meta(conn, self.job_id, self.meta(last_attempt_error=message))
                 return
-            jobs.finish_job(conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message)
+            closed_now = jobs.finish_job(
+                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message
+            )
+            if error.code == ErrorCode.AUTH_REVOKED:
+                accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
+            if not closed_now:
+                return
             events.log_event(
                 conn,
                 Event.SYNC_FAILED,
@@ -242,8 +252,6 @@ class SyncRun:
                     "error_msg": error.message,
                 },
             )
-            if error.code == ErrorCode.AUTH_REVOKED:
-                accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
 
 
 @dataclass
