@@ -247,12 +247,14 @@ def main() -> int:
         "stored": stored,
         "full": {
             "seconds": round(full_seconds, 2),
+            "sync_seconds": full_job.meta_json["duration_ms"] / 1000,
             "files_per_second": round(listed / full_seconds),
             "drive_http_requests": full_requests,
         },
         "incremental": {
             "changed": len(ids),
             "seconds": round(incr_seconds, 2),
+            "sync_seconds": incr_job.meta_json["duration_ms"] / 1000,
             "drive_http_requests": incr_requests,
             "updated": incr_job.meta_json["counters"]["updated"],
         },
@@ -263,6 +265,7 @@ def main() -> int:
         },
         "peak_rss_growth_mb": round(peak_growth, 1),
         "ratio_full_to_baseline": round(full_seconds / base_seconds, 2),
+        "ratio_full_sync_only_to_baseline": round(full_job.meta_json["duration_ms"] / 1000 / base_seconds, 2),
         "ratio_incremental_to_full": round(incr_seconds / full_seconds, 4),
         "ratio_incremental_to_full_sync_only": round(
             incr_job.meta_json["duration_ms"] / full_job.meta_json["duration_ms"], 4
@@ -270,13 +273,17 @@ def main() -> int:
     }
     figures["targets"] = {
         f"full sync requests <= ceil(N/1000)+2 = {allowed_requests}": full_requests <= allowed_requests,
-        # The sync's own time (job duration_ms); end to end, a Dagster run's fixed start-up cost
-        # (~0.3-0.5 s in process) is also printed above and is not hidden.
-        "incremental sync < 5% of full sync wall time": (
+        # Both measures are judged: the sync's own time (job duration_ms), and end to end, where
+        # a Dagster run's fixed start-up cost (~0.3-0.5 s in process) is included.
+        "incremental sync < 5% of full sync wall time (the syncs themselves)": (
             incr_job.meta_json["duration_ms"] < 0.05 * full_job.meta_json["duration_ms"]
         ),
+        "incremental < 5% of full, end to end": incr_seconds < 0.05 * full_seconds,
         "peak RSS growth < 150 MB": peak_growth < 150,
-        "full sync < 2x baseline": full_seconds < 2 * base_seconds,
+        "full sync, the sync itself (job duration_ms) < 2x baseline": (
+            full_job.meta_json["duration_ms"] / 1000 < 2 * base_seconds
+        ),
+        "full sync end to end, Dagster run start-up included, < 2x baseline": full_seconds < 2 * base_seconds,
         "incremental applied every change": incr_job.meta_json["counters"]["updated"] == len(ids),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -291,6 +291,11 @@ class PagedSync:
 
     def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # A page's rows and the cursor that covers them commit together, so losing the
+                # last commits in a server crash only means fetching those pages again: the
+                # WAL flush at every page commit buys nothing here.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             write(conn)
             refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
             if refreshed is not None:
