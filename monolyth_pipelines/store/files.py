@@ -88,18 +88,9 @@ def _insert_for(conn: sa.Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
-_UPDATED_ON_CONFLICT = (
-    "provider",
-    "title",
-    "mime",
-    "size",
-    "modified_at",
-    "url",
-    "meta_json",
-    "content_hash",
-    "updated_at",
-    "deleted_at",
-    "deleted_reason",
+# Every column but the row's identity and birth: what an upsert may change.
+_UPDATED_ON_CONFLICT = tuple(
+    c.name for c in connector_files.c if c.name not in ("id", "account_id", "external_id", "created_at")
 )
 
 
@@ -208,23 +199,7 @@ def _row(account_id: uuid.UUID, provider: str, record: FileRecord, now: datetime
     }
 
 
-_COLUMNS = (
-    "id",
-    "account_id",
-    "provider",
-    "external_id",
-    "title",
-    "mime",
-    "size",
-    "modified_at",
-    "url",
-    "meta_json",
-    "content_hash",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "deleted_reason",
-)
+_COLUMNS = tuple(c.name for c in connector_files.c)
 
 
 def _copy_upsert_postgres(
@@ -238,7 +213,7 @@ def _copy_upsert_postgres(
     that lookup doubled the cost of a page on the first sync, where there are none.
     """
     # Without "id": the staging table's default (gen_random_uuid()) makes them server-side.
-    copied = _COLUMNS[1:]
+    copied = tuple(c for c in _COLUMNS if c != "id")
     cols = ", ".join(copied)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED_ON_CONFLICT)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

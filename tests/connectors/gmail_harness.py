@@ -14,53 +14,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.utils import parseaddr, parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from monolyth_pipelines.defs.local_run import materialize_account
 from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
-from monolyth_pipelines.store.schema import connector_files, vault_documents
+from monolyth_pipelines.store.schema import vault_documents
+from tests.connectors.harness import AccountHarness
 
 HIDDEN = {"TRASH", "SPAM"}
 
 
 @dataclass
-class GmailHarness:
-    emulator: GoogleEmulator
-    account: EmulatedAccount
-    base_url: str
-    engine: sa.Engine
-    db_url: str
-    instance: dg.DagsterInstance
-    account_id: uuid.UUID
+class GmailHarness(AccountHarness):
+    provider: ClassVar[str] = "gmail"
 
     @property
     def mailbox(self) -> Any:
         return self.emulator.gmail(self.account)
 
     def sync(self, config: dict[str, Any] | None = None) -> tuple[dg.ExecuteInProcessResult, jobs.Job]:
-        run_config = {"ops": {"gmail_messages": {"config": config}}} if config else None
-        result = materialize_account(
-            "gmail", self.account_id, instance=self.instance, database_url=self.db_url, run_config=run_config
-        )
-        with self.engine.connect() as conn:
-            job = jobs.jobs_for_account(conn, self.account_id)[-1]
-        return result, job
-
-    def rows(self, *, live_only: bool = True) -> dict[str, dict[str, Any]]:
-        query = sa.select(connector_files).where(connector_files.c.account_id == self.account_id)
-        if live_only:
-            query = query.where(connector_files.c.deleted_at.is_(None))
-        with self.engine.connect() as conn:
-            return {row.external_id: dict(row._mapping) for row in conn.execute(query)}
-
-    def tombstones(self) -> dict[str, str]:
-        return {k: v["deleted_reason"] for k, v in self.rows(live_only=False).items() if v["deleted_at"]}
+        return self.materialize({"ops": {"gmail_messages": {"config": config}}} if config else None)
 
     def vault(self) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import sqlalchemy as sa
@@ -19,7 +19,9 @@ from monolyth_pipelines.store.schema import connector_files
 
 
 @dataclass
-class DriveHarness:
+class AccountHarness:
+    """One emulated account connected in the app database, synced through Dagster."""
+
     emulator: GoogleEmulator
     account: EmulatedAccount
     base_url: str
@@ -28,20 +30,20 @@ class DriveHarness:
     instance: dg.DagsterInstance
     account_id: uuid.UUID
 
-    @property
-    def drive(self) -> Any:
-        return self.emulator.drive(self.account)
+    provider: ClassVar[str]
 
-    def sync(self, run_config: dict[str, Any] | None = None) -> tuple[dg.ExecuteInProcessResult, jobs.Job]:
+    def materialize(
+        self, run_config: dict[str, Any] | None = None
+    ) -> tuple[dg.ExecuteInProcessResult, jobs.Job]:
         result = materialize_account(
-            "google_drive",
+            self.provider,
             self.account_id,
             instance=self.instance,
             database_url=self.db_url,
             run_config=run_config,
         )
         with self.engine.connect() as conn:
-            job = next(j for j in reversed(jobs.jobs_for_account(conn, self.account_id)))
+            job = jobs.jobs_for_account(conn, self.account_id)[-1]
         return result, job
 
     def rows(self, *, live_only: bool = True) -> dict[str, dict[str, Any]]:
@@ -56,6 +58,18 @@ class DriveHarness:
 
     def api_requests(self) -> int:
         return self.emulator.stats(self.account)["totals"]["http_requests"]
+
+
+@dataclass
+class DriveHarness(AccountHarness):
+    provider: ClassVar[str] = "google_drive"
+
+    @property
+    def drive(self) -> Any:
+        return self.emulator.drive(self.account)
+
+    def sync(self, run_config: dict[str, Any] | None = None) -> tuple[dg.ExecuteInProcessResult, jobs.Job]:
+        return self.materialize(run_config)
 
 
 def connect_account(engine: sa.Engine, account: EmulatedAccount, base_url: str) -> uuid.UUID:
