@@ -46,3 +46,22 @@ def test_a_dead_holder_is_taken_over_and_a_live_one_is_not(engine: sa.Engine) ->
     assert taken.id != held.id and taken.status == "running"
     with engine.connect() as conn:
         assert jobs.get_job(conn, held.id).status == "failed"  # type: ignore[union-attr]
+
+
+def test_a_run_handed_a_closed_job_gets_its_own_and_leaves_the_outcome_alone(engine: sa.Engine) -> None:
+    # A re-execution from the Dagster UI copies the old run's tags, job id included.
+    account = new_account(engine)
+    first = _run(engine, account, "run-1")
+    failed = first.start()
+    with engine.begin() as conn:
+        jobs.finish_job(conn, failed.id, "failed", last_error="google_unavailable: down")
+    identity = RunIdentity(
+        account_id=account, provider="google_drive", kind="drive_import", run_id="run-2", job_id=failed.id
+    )
+    again = SyncRun(engine, identity, settings_meta={})
+    fresh = again.start()
+    again.complete()
+    assert fresh.id != failed.id
+    with engine.connect() as conn:
+        assert jobs.get_job(conn, failed.id).status == "failed"  # type: ignore[union-attr]
+        assert jobs.get_job(conn, fresh.id).status == "completed"  # type: ignore[union-attr]

@@ -31,6 +31,14 @@ def _decode_chunk(chunk: bytes | str, charset: str | None) -> str:
     return chunk.decode("latin-1")
 
 
+# C0 controls but tab: an encoded word can carry them (=00), and Postgres text refuses NUL.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _strip_controls(text: str) -> str:
+    return _CONTROLS.sub("", text)
+
+
 def decode_header_value(value: object) -> str | None:
     """Decode RFC 2047 encoded words (B and Q, mixed charsets) into text; never raises.
 
@@ -50,8 +58,8 @@ def decode_header_value(value: object) -> str | None:
             return raw.strip()
         # decode_header keeps the whitespace of plain chunks, so a plain join keeps the spacing.
         decoded = "".join(_decode_chunk(chunk, charset) for chunk, charset in chunks)
-    decoded = decoded.strip()
-    return decoded if decoded or not raw.strip() else raw.strip()
+    decoded = _strip_controls(decoded).strip()
+    return decoded if decoded or not raw.strip() else _strip_controls(raw).strip()
 
 
 def parse_from(value: object) -> tuple[str | None, str | None]:
@@ -75,6 +83,10 @@ def parse_from(value: object) -> tuple[str | None, str | None]:
     return address, decode_header_value(name) or None
 
 
+# E-mail did not exist before this; anything earlier in a Date header is corruption.
+MIN_PLAUSIBLE_YEAR = 1970
+
+
 def parse_mail_date(value: object) -> datetime | None:
     """A Date header as an aware UTC datetime, or ``None`` if it cannot be read.
 
@@ -91,6 +103,9 @@ def parse_mail_date(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)
+        parsed = parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
+    # A year like 999 parses but is garbage (and has no 4-digit ISO form): treat it as unreadable
+    # so the caller falls back to internalDate.
+    return parsed if parsed.year >= MIN_PLAUSIBLE_YEAR else None

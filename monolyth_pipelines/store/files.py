@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -178,8 +179,29 @@ def upsert_files(
     return counts
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _row(account_id: uuid.UUID, provider: str, record: FileRecord, now: datetime) -> dict[str, Any]:
     meta_text = _json(record.meta)
+    # Postgres refuses NUL in text and jsonb, and one such item (a mail subject with =00 in it)
+    # would otherwise fail every sync of the account. Checked on the serialised form: cheap.
+    if "\\u0000" in meta_text or any("\x00" in (v or "") for v in (record.title, record.mime, record.url)):
+        record = dataclasses.replace(
+            record,
+            title=_without_nul(record.title),
+            mime=_without_nul(record.mime),
+            url=_without_nul(record.url),
+            meta=_without_nul(record.meta),
+        )
+        meta_text = _json(record.meta)
     return {
         "account_id": account_id,
         "provider": provider,

@@ -132,16 +132,19 @@ def start_job(
 ) -> Job:
     """Take a job to ``running`` for this run.
 
-    With ``job_id`` (handed over by the Sync-now sensor) that row is claimed; otherwise the open
-    pending row for the account is claimed, or a new one created. A row held ``running`` by another
-    run is a conflict: one run per account and kind at a time.
+    With ``job_id`` (handed over by the Sync-now sensor) that row is claimed; otherwise, or when
+    that row is already closed, the open pending row for the account is claimed, or a new one
+    created. A closed row is never reopened. A row held ``running`` by another run is a
+    conflict: one run per account and kind at a time.
     """
     now = utcnow()
     job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
+    if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        # A closed job keeps its one outcome. A run handed a closed job (a re-execution from the
+        # UI copies the old run's tags) gets a job of its own instead of failing or reopening it.
+        job = open_job(conn, account_id, kind)
     if job is not None and job.status == JobStatus.RUNNING and job.run_id not in (None, run_id):
         raise JobConflictError(f"job {job.id} is already running in run {job.run_id}")
-    if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED) and job.run_id != run_id:
-        raise JobConflictError(f"job {job.id} is already {job.status}")
     job_id = create_job(conn, account_id, kind, status=JobStatus.RUNNING) if job is None else job.id
     conn.execute(
         connector_jobs.update()

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.store.schema import connector_sync_state
+from monolyth_pipelines.store.schema import connector_sweep_seen, connector_sync_state
 from monolyth_pipelines.store.timeutil import utcnow
 
 
@@ -70,6 +70,11 @@ def begin_sweep(
     conn: sa.Connection, account_id: uuid.UUID, corpus: str, *, sweep_cursor: str, reconcile: bool
 ) -> uuid.UUID:
     """Start a full listing. ``sweep_cursor`` was fetched before it, so nothing changed meanwhile is lost."""
+    replaced = get_state(conn, account_id, corpus)
+    if replaced is not None and replaced.sweep_id is not None:
+        conn.execute(
+            connector_sweep_seen.delete().where(connector_sweep_seen.c.sweep_id == replaced.sweep_id)
+        )
     sweep_id = uuid.uuid4()
     _write(
         conn,

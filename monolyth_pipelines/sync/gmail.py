@@ -346,17 +346,19 @@ class GmailSync(PagedSync):
             state = sync_state.get_state(conn, self.account_id, CORPUS)
             live_before = files.count_live(conn, self.account_id)
         label_id = self._label()
-        if state is not None and state.sweep_in_progress:
+        if state is not None and state.sweep_in_progress and state.sweep_cursor:
             # A pull that died: its history id still predates everything listed since, so the
-            # listing simply starts over (unchanged rows are not rewritten).
-            sweep_id, reconcile = state.sweep_id, state.sweep_reconcile
+            # listing simply starts over (unchanged rows are not rewritten). It starts a fresh
+            # sweep that reconciles whenever rows exist: the rows may come from the dead pull of
+            # another label, and only a complete listing can tell which still belong.
+            history_id = state.sweep_cursor
         else:
             history_id = str(self._profile()["historyId"])
-            reconcile = force_reconcile or live_before > 0
-            with self.engine.begin() as conn:
-                sweep_id = sync_state.begin_sweep(
-                    conn, self.account_id, CORPUS, sweep_cursor=history_id, reconcile=reconcile
-                )
+        reconcile = force_reconcile or live_before > 0
+        with self.engine.begin() as conn:
+            sweep_id = sync_state.begin_sweep(
+                conn, self.account_id, CORPUS, sweep_cursor=history_id, reconcile=reconcile
+            )
         assert sweep_id is not None
         seen_before = self.counters.seen
 

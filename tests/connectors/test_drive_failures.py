@@ -175,3 +175,19 @@ def test_a_permanent_permission_error_fails_at_once_without_retry(drive: DriveHa
     assert job.last_error.startswith("insufficient_permissions:")
     with drive.engine.connect() as conn:
         assert accounts.get_account(conn, drive.account_id).status == "connected"
+
+
+def test_a_failure_after_the_job_completed_does_not_sync_twice(
+    drive: DriveHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monolyth_pipelines.defs import connector_asset
+
+    def broken(*args: object) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection reset"))
+
+    monkeypatch.setattr(connector_asset, "materialization_metadata", broken)
+    result, job = drive.sync()
+    assert result.success and job.status == "completed" and job.attempts == 1
+    with drive.engine.connect() as conn:
+        logged = [e["event"] for e in events.events_for(conn, account_id=drive.account_id)]
+    assert logged.count("connector_sync_completed") == 1 and logged.count("connector_sync_started") == 1

@@ -97,3 +97,19 @@ def test_tombstoned_rows_keep_history_and_come_back_when_seen_again(engine: sa.E
         again = upsert_files(conn, account, "google_drive", records[1:2])
         assert (again.updated, again.restored) == (1, 1)
         assert count_live(conn, account) == 3
+
+
+def test_nul_characters_from_google_cannot_fail_a_batch(engine: sa.Engine) -> None:
+    # A mail subject with an encoded NUL (=?UTF-8?Q?a=00b?=) must not make Postgres refuse the page.
+    account = new_account(engine)
+    record = dataclasses.replace(
+        make_records(1)[0], title="Invoice\x00 123", meta={"subject": "Invoice\x00 123", "parts": ["a\x00"]}
+    )
+    with engine.begin() as conn:
+        counts = upsert_files(conn, account, "gmail", [record])
+    assert counts.inserted == 1
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(connector_files)).one()
+    assert row.title == "Invoice 123" and row.meta_json == {"subject": "Invoice 123", "parts": ["a"]}
+    with engine.begin() as conn:
+        assert upsert_files(conn, account, "gmail", [record]).unchanged == 1
