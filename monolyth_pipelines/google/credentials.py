@@ -44,16 +44,23 @@ def credentials_from_token_json(token_json: dict[str, Any], token_uri: str) -> C
 
 
 def token_json_after_refresh(token_json: dict[str, Any], credentials: Credentials) -> dict[str, Any] | None:
-    """The token_json to write back, or None when the credentials were not refreshed."""
+    """The token_json to write back, or None when the credentials were not refreshed.
+
+    Only a new access or refresh token counts: rewriting the row for a differently formatted
+    expiry would race a user who reconnects meanwhile for nothing.
+    """
+    refresh_token = credentials.refresh_token or token_json.get("refresh_token")
+    if credentials.token == token_json.get("token") and refresh_token == token_json.get("refresh_token"):
+        return None
     expiry = credentials.expiry.strftime(_EXPIRY_FORMAT) if credentials.expiry else None
     updated = {
         **token_json,
         "token": credentials.token,
         "expiry": expiry,
         # Google may rotate the refresh token; keeping the old one would lock the account out.
-        "refresh_token": credentials.refresh_token or token_json.get("refresh_token"),
+        "refresh_token": refresh_token,
     }
-    return updated if updated != token_json else None
+    return updated
 
 
 def scopes_of(token_json: dict[str, Any]) -> list[str]:

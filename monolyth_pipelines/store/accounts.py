@@ -97,9 +97,25 @@ def get_token_json(conn: sa.Connection, account_id: uuid.UUID) -> dict[str, Any]
     ).scalar_one_or_none()
 
 
-def save_token_json(conn: sa.Connection, account_id: uuid.UUID, token_json: dict[str, Any]) -> None:
-    conn.execute(
+def save_token_json(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    token_json: dict[str, Any],
+    *,
+    expected_refresh_token: str | None,
+) -> bool:
+    """Write refreshed tokens back, unless the account was reconnected meanwhile.
+
+    The write only happens while the stored refresh token is still the one the run started
+    with: a user who reconnects during a sync gets a new grant, which a stale copy must not
+    overwrite. Returns whether it wrote.
+    """
+    result = conn.execute(
         connector_accounts.update()
-        .where(connector_accounts.c.id == account_id)
+        .where(
+            connector_accounts.c.id == account_id,
+            connector_accounts.c.token_json["refresh_token"].as_string() == expected_refresh_token,
+        )
         .values(token_json=token_json, updated_at=utcnow())
     )
+    return result.rowcount == 1

@@ -299,7 +299,13 @@ class PagedSync:
             write(conn)
             refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
             if refreshed is not None:
-                accounts.save_token_json(conn, self.account_id, refreshed)
+                if not accounts.save_token_json(
+                    conn,
+                    self.account_id,
+                    refreshed,
+                    expected_refresh_token=self.token_json.get("refresh_token"),
+                ):
+                    self.run.log("the account was reconnected during this run; its new tokens are kept")
                 self.token_json = refreshed
             self.counters.pages += 1
             self.run.heartbeat(conn)

@@ -252,3 +252,19 @@ def test_shared_drives_get_one_change_token_each(drive: DriveHarness) -> None:
     assert job.meta_json["counters"]["updated"] == 1
     assert drive.rows()[in_shared["id"]]["title"] == "Renamed in a shared drive"
     assert drive.rows()[in_shared["id"]]["meta_json"]["owners"] == []
+
+
+def test_an_expired_access_token_is_refreshed_and_written_back(drive: DriveHarness) -> None:
+    from monolyth_pipelines.store import accounts
+
+    with drive.engine.connect() as conn:
+        before = accounts.get_token_json(conn, drive.account_id)
+    drive.emulator.expire_access_tokens(drive.account)
+    result, job = drive.sync()
+    assert result.success and job.status == "completed"
+    with drive.engine.connect() as conn:
+        after = accounts.get_token_json(conn, drive.account_id)
+    assert before and after
+    assert after["token"] != before["token"] and after["refresh_token"] == before["refresh_token"]
+    # The written-back token works: the next run needs no refresh and succeeds.
+    assert drive.sync()[0].success

@@ -86,3 +86,33 @@ def test_events_carry_exactly_the_spec_keys(engine: sa.Engine) -> None:
     assert (
         rows[0].run_id == "r1" and rows[0].account_id == account and isinstance(rows[0].owner_id, uuid.UUID)
     )
+
+
+def test_refreshed_tokens_never_overwrite_a_reconnect(engine: sa.Engine) -> None:
+    from monolyth_pipelines.store import accounts
+
+    account = new_account(engine)
+    with engine.begin() as conn:
+        accounts.save_token_json(
+            conn, account, {"token": "a", "refresh_token": "r1"}, expected_refresh_token="x"
+        )
+        assert accounts.get_token_json(conn, account) == {"token": "x"}  # helper's token_json, untouched
+        conn.execute(
+            accounts.connector_accounts.update()
+            .where(accounts.connector_accounts.c.id == account)
+            .values(token_json={"token": "t1", "refresh_token": "r1"})
+        )
+        assert accounts.save_token_json(
+            conn, account, {"token": "t2", "refresh_token": "r1"}, expected_refresh_token="r1"
+        )
+        # The user reconnects (new grant r2) while a run that started with r1 refreshes again.
+        conn.execute(
+            accounts.connector_accounts.update()
+            .where(accounts.connector_accounts.c.id == account)
+            .values(token_json={"token": "n1", "refresh_token": "r2"})
+        )
+        wrote = accounts.save_token_json(
+            conn, account, {"token": "t3", "refresh_token": "r1"}, expected_refresh_token="r1"
+        )
+        assert not wrote
+        assert accounts.get_token_json(conn, account) == {"token": "n1", "refresh_token": "r2"}
