@@ -35,6 +35,8 @@ class TombstoneReason(StrEnum):
     TOO_LARGE = "too_large"
     LEFT_LABEL = "left_label"
     NOT_SEEN_IN_FULL_SYNC = "not_seen_in_full_sync"
+    # Excluded by a change of settings (e.g. shared drives switched off).
+    OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True, slots=True)

@@ -347,6 +347,35 @@ def tombstone_unseen(
     return result.rowcount
 
 
+def tombstone_out_of_scope(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    *,
+    supported_mimes: Sequence[str],
+    max_size: int,
+    drop_shared_drives: bool,
+    at: datetime | None = None,
+) -> Counter[str]:
+    """Tombstone live rows that the current limits exclude, each with its reason."""
+    at = at or utcnow()
+    live = [connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None)]
+    rules: list[tuple[TombstoneReason, sa.ColumnElement[bool]]] = [
+        (TombstoneReason.UNSUPPORTED_TYPE, connector_files.c.mime.not_in(list(supported_mimes))),
+        (TombstoneReason.TOO_LARGE, connector_files.c.size > max_size),
+    ]
+    if drop_shared_drives:
+        rules.append((TombstoneReason.OUT_OF_SCOPE, meta_scope("driveId", None) == sa.false()))
+    marked: Counter[str] = Counter()
+    for reason, condition in rules:
+        result = conn.execute(
+            connector_files.update()
+            .where(*live, condition)
+            .values(deleted_at=at, deleted_reason=reason.value, updated_at=at)
+        )
+        marked[reason.value] += result.rowcount
+    return +marked
+
+
 def tombstone_drive(
     conn: sa.Connection, account_id: uuid.UUID, drive_id: str, reason: str, at: datetime | None = None
 ) -> int:

@@ -20,7 +20,7 @@ from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SkipReason
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.settings import DOCS_MIME, PDF_MIME, SHEETS_MIME, SLIDES_MIME, DriveLimits
-from monolyth_pipelines.store import files, sync_state, vault
+from monolyth_pipelines.store import files, jobs, sync_state, vault
 from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "google_drive"
@@ -39,6 +39,7 @@ class DriveSync(PagedSync):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.rescope = False
         self.drive = self.clients.drive()
         self.budget = self.limits.max_files_per_run
 
@@ -47,6 +48,7 @@ class DriveSync(PagedSync):
 
     # --- entry ----------------------------------------------------------------------------------
     def sync(self) -> None:
+        self.rescope = self._tombstone_out_of_scope_if_settings_changed()
         corpora: list[tuple[str, str | None]] = [(MY_DRIVE, None)]
         if self.limits.include_shared_drives:
             corpora += [(f"drive:{d}", d) for d in self._shared_drive_ids()]
@@ -55,6 +57,49 @@ class DriveSync(PagedSync):
                 self.counters.limit_reached = True
                 break
             self._sync_corpus(corpus, drive_id)
+
+    def _scope_settings(self) -> dict[str, Any]:
+        return {
+            "supported_mime_types": sorted(self.limits.supported_mime_types),
+            "max_file_size_mb": self.limits.max_file_size_mb,
+            "include_shared_drives": self.limits.include_shared_drives,
+            "persistence": "vault" if self.limits.import_to_vault else "metadata",
+        }
+
+    def _tombstone_out_of_scope_if_settings_changed(self) -> bool:
+        """Limits or options changed since the last completed run: apply them to stored rows too.
+
+        The Changes API only reports files that changed, so a widened scope would never bring in
+        files that already existed, and a narrowed one would leave rows live forever. Rows now out
+        of scope are tombstoned with their reason here; the caller then re-lists every corpus
+        with a reconcile, which picks up what came into scope (and, for Vault, missing content).
+        """
+        with self.engine.connect() as conn:
+            previous = jobs.last_completed_job(conn, self.account_id, KIND)
+        before = ((previous.meta_json or {}).get("settings") or {}) if previous else {}
+        now = self._scope_settings()
+        if not before or all(
+            sorted(before.get(k) or []) == v if k == "supported_mime_types" else before.get(k) == v
+            for k, v in now.items()
+        ):
+            return False
+        changed = sorted(k for k, v in now.items() if before.get(k) != v and k != "supported_mime_types")
+        if sorted(before.get("supported_mime_types") or []) != now["supported_mime_types"]:
+            changed.append("supported_mime_types")
+        self.counters.warnings.append(
+            f"settings changed since the last sync ({', '.join(sorted(changed))}): full re-list"
+        )
+        self.counters.mode = "full_after_settings_change"
+        with self.engine.begin() as conn:
+            gone = files.tombstone_out_of_scope(
+                conn,
+                self.account_id,
+                supported_mimes=self.limits.supported_mime_types,
+                max_size=self.limits.max_file_size_bytes,
+                drop_shared_drives=not self.limits.include_shared_drives,
+            )
+        self.counters.tombstoned.update(gone)
+        return True
 
     def _shared_drive_ids(self) -> list[str]:
         ids: list[str] = []
@@ -73,6 +118,11 @@ class DriveSync(PagedSync):
     def _sync_corpus(self, corpus: str, drive_id: str | None) -> None:
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
+        if self.rescope:
+            with self.engine.begin() as conn:
+                sync_state.drop_cursor(conn, self.account_id, corpus)
+            self._full_sweep(corpus, drive_id, force_reconcile=True, restart=True)
+            return
         if state is not None and state.cursor and not state.sweep_in_progress:
             self.counters.mode = self.counters.mode or "incremental"
             if self._incremental(corpus, drive_id, state.cursor):
@@ -104,13 +154,17 @@ class DriveSync(PagedSync):
         args = {"supportsAllDrives": True, "includeItemsFromAllDrives": False}
         return args if for_changes else {**args, "corpora": "user"}
 
-    def _full_sweep(self, corpus: str, drive_id: str | None, *, force_reconcile: bool) -> None:
+    def _full_sweep(
+        self, corpus: str, drive_id: str | None, *, force_reconcile: bool, restart: bool = False
+    ) -> None:
         # Reconcile and warnings concern this corpus only: My Drive rows carry no driveId.
         scope = files.meta_scope("driveId", drive_id)
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
             live_before = files.count_live(conn, self.account_id, scope)
-        if state is not None and state.sweep_in_progress:
+        resumed = state is not None and state.sweep_in_progress and not restart
+        if resumed:
+            assert state is not None
             sweep_id, page_token, reconcile = state.sweep_id, state.sweep_page_token, state.sweep_reconcile
         else:
             # The start token comes first: whatever changes while we list is replayed next run.
@@ -153,7 +207,32 @@ class DriveSync(PagedSync):
                     resp = pending.result()
                     pending = None
                 else:
-                    resp = list_page(page_token, self._page_size())
+                    try:
+                        resp = list_page(page_token, self._page_size())
+                    except SyncError as error:
+                        if not (resumed and page_token) or error.code not in (
+                            ErrorCode.CURSOR_INVALID,
+                            ErrorCode.BAD_REQUEST,
+                        ):
+                            raise
+                        # The position saved by an earlier run was refused (expired, or the
+                        # query changed): list again from the top, and reconcile at the end.
+                        self.counters.warnings.append(
+                            f"saved listing position of {corpus} was rejected ({error.code}); "
+                            "listing restarts"
+                        )
+                        assert state is not None and state.sweep_cursor is not None
+                        reconcile = reconcile or live_before > 0
+                        with self.engine.begin() as conn:
+                            sweep_id = sync_state.begin_sweep(
+                                conn,
+                                self.account_id,
+                                corpus,
+                                sweep_cursor=state.sweep_cursor,
+                                reconcile=reconcile,
+                            )
+                        page_token, resumed = None, False
+                        continue
                 listed = resp.get("files", [])
                 self.budget -= len(listed)
                 self.counters.seen += len(listed)

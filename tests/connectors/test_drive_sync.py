@@ -268,3 +268,62 @@ def test_an_expired_access_token_is_refreshed_and_written_back(drive: DriveHarne
     assert after["token"] != before["token"] and after["refresh_token"] == before["refresh_token"]
     # The written-back token works: the next run needs no refresh and succeeds.
     assert drive.sync()[0].success
+
+
+def _config(**values: object) -> dict:
+    return {"ops": {"google_drive_files": {"config": values}}}
+
+
+def test_changed_limits_apply_to_files_that_did_not_change(drive: DriveHarness) -> None:
+    drive.sync()
+    pdfs_before = {k for k, v in drive.rows().items() if v["mime"] == PDF_MIME}
+    assert pdfs_before
+
+    # Narrowed: PDFs no longer supported. Their rows leave with that reason, though no PDF changed.
+    narrowed = [m for m in DriveLimits().supported_mime_types if m != PDF_MIME]
+    result, job = drive.sync(_config(supported_mime_types=narrowed))
+    assert result.success and job.meta_json["counters"]["mode"] == "full_after_settings_change"
+    assert {k for k, r in drive.tombstones().items() if r == "unsupported_type"} == pdfs_before
+    assert comparable(drive.rows()) == expected_rows(
+        drive.drive.files(), DriveLimits(supported_mime_types=tuple(narrowed))
+    )
+
+    # Widened again, with a larger size limit: existing files come in without having changed.
+    result, job = drive.sync(_config(max_file_size_mb=1000.0))
+    assert result.success
+    assert job.meta_json["counters"]["restored"] == len(pdfs_before)
+    assert comparable(drive.rows()) == expected_rows(
+        drive.drive.files(), DriveLimits(max_file_size_mb=1000.0)
+    )
+    # Same settings again: back to a one-request incremental run.
+    drive.emulator.reset_stats()
+    _, job = drive.sync(_config(max_file_size_mb=1000.0))
+    assert job.meta_json["counters"]["mode"] == "incremental" and drive.api_requests() == 1
+
+
+def test_a_rejected_saved_listing_position_restarts_the_listing(drive: DriveHarness) -> None:
+    from monolyth_pipelines.store.schema import connector_sync_state
+
+    first, job = drive.sync(_config(max_files_per_run=1000))
+    assert first.success and job.meta_json["counters"]["limit_reached"]
+    with drive.engine.begin() as conn:
+        conn.execute(
+            connector_sync_state.update()
+            .where(connector_sync_state.c.account_id == drive.account_id)
+            .values(sweep_page_token="expired-token")
+        )
+    result, job = drive.sync()
+    assert result.success and job.status == "completed"
+    assert any("listing restarts" in w for w in job.meta_json["counters"]["warnings"])
+    assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
+    assert drive.sync()[1].meta_json["counters"]["mode"] == "incremental"
+
+
+def test_switching_shared_drives_off_tombstones_their_rows(drive: DriveHarness) -> None:
+    drive.sync(_config(include_shared_drives=True))
+    shared_rows = {k for k, v in drive.rows().items() if v["meta_json"].get("driveId")}
+    assert shared_rows
+    result, _ = drive.sync(_config(include_shared_drives=False))
+    assert result.success
+    assert {k for k, r in drive.tombstones().items() if r == "out_of_scope"} == shared_rows
+    assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
