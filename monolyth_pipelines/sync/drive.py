@@ -41,7 +41,8 @@ class DriveSync(PagedSync):
         super().__post_init__()
         self.rescope = False
         self.drive = self.clients.drive()
-        self.budget = self.limits.max_files_per_run
+        # Per run, not per attempt: a step retry carries on with what the earlier attempt used.
+        self.budget = self.limits.max_files_per_run - self.counters.seen
 
     def _page_size(self) -> int:
         return max(1, min(self.limits.page_size, self.budget))

@@ -55,6 +55,27 @@ class SyncCounters:
     limit_reached: bool = False
     warnings: list[str] = field(default_factory=list)
 
+    @classmethod
+    def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:
+        """The counters an earlier attempt of the same run left in the job row (``as_meta``)."""
+        c = (meta or {}).get("counters") or {}
+        return cls(
+            seen=c.get("seen", 0),
+            inserted=c.get("inserted", 0),
+            updated=c.get("updated", 0),
+            unchanged=c.get("unchanged", 0),
+            restored=c.get("restored", 0),
+            tombstoned=Counter(c.get("tombstoned") or {}),
+            skipped=Counter(c.get("skipped") or {}),
+            skipped_ids={k: list(v) for k, v in (c.get("skipped_ids") or {}).items()},
+            pages=c.get("pages", 0),
+            retries=c.get("retries", 0),
+            vault_imported=c.get("vault_imported", 0),
+            mode=c.get("mode", ""),
+            limit_reached=c.get("limit_reached", False),
+            warnings=list(c.get("warnings") or []),
+        )
+
     def skip(self, reason: str, external_id: str) -> None:
         self.skipped[reason] += 1
         kept = self.skipped_ids.setdefault(reason, [])
@@ -162,6 +183,10 @@ class SyncRun:
                 if ident.job_id
                 else jobs.open_job(conn, ident.account_id, ident.kind)
             )
+            if before is not None and before.status == JobStatus.RUNNING and before.run_id == ident.run_id:
+                # A step retry of this run: pages the earlier attempt committed are not fetched
+                # again, so its counters carry on instead of starting from zero.
+                self.counters = SyncCounters.resumed(before.meta_json)
             self.job = jobs.start_job(
                 conn,
                 account_id=ident.account_id,

@@ -191,3 +191,21 @@ def test_a_failure_after_the_job_completed_does_not_sync_twice(
     with drive.engine.connect() as conn:
         logged = [e["event"] for e in events.events_for(conn, account_id=drive.account_id)]
     assert logged.count("connector_sync_completed") == 1 and logged.count("connector_sync_started") == 1
+
+
+def test_a_step_retry_resumes_and_its_counters_cover_the_whole_run(drive: DriveHarness) -> None:
+    # Page 2 of the listing fails six times in a row: the first attempt gives up after page 1,
+    # Dagster retries the step, the retry resumes at page 2.
+    drive.emulator.faults.script("drive.files.list", calls=range(2, 8), status=503)
+    result, job = drive.sync()
+    assert result.success and job.status == "completed" and job.attempts == 2
+    expected = expected_rows(drive.drive.files(), DriveLimits())
+    assert comparable(drive.rows()) == expected
+    counters = job.meta_json["counters"]
+    assert counters["inserted"] == len(expected)
+    assert counters["seen"] == counters["inserted"] + counters["skipped_total"]
+    with drive.engine.connect() as conn:
+        logged = events.events_for(conn, account_id=drive.account_id)
+    completed = [e["payload"] for e in logged if e["event"] == "connector_sync_completed"]
+    assert [c["file_count"] for c in completed] == [len(expected)]
+    assert [e["event"] for e in logged].count("connector_sync_started") == 1
