@@ -214,6 +214,10 @@ vault_documents = sa.Table(
     sa.Column("content", sa.LargeBinary),
     sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
     sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    # Follows the source row in connector_files: content whose item left the account (deleted,
+    # access lost, ...) is marked with the same reason, and unmarked when the item comes back.
+    sa.Column("deleted_at", TIMESTAMPTZ),
+    sa.Column("deleted_reason", sa.Text),
     sa.UniqueConstraint("owner_id", "source", "external_id"),
     sa.Index(None, "account_id"),
 )

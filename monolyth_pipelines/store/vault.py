@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monolyth_pipelines.store.errors import InvalidRecordError
-from monolyth_pipelines.store.schema import vault_documents
+from monolyth_pipelines.store.schema import connector_files, vault_documents
 from monolyth_pipelines.store.timeutil import utcnow
 
 
@@ -71,3 +71,41 @@ def existing_external_ids(
         )
     )
     return {row.external_id for row in rows}
+
+
+def follow_source_rows(conn: sa.Connection, account_id: uuid.UUID, source: str) -> tuple[int, int]:
+    """Mark content whose source item left the account, unmark content whose item is back.
+
+    The source row is the connector_files row of the document (Drive) or of the message it was
+    attached to (Gmail). Two statements per run, whatever the number of documents. Returns
+    (marked, unmarked).
+    """
+    source_id = sa.func.coalesce(vault_documents.c.parent_external_id, vault_documents.c.external_id)
+    row = sa.select(connector_files.c.deleted_reason).where(
+        connector_files.c.account_id == vault_documents.c.account_id,
+        connector_files.c.external_id == source_id,
+    )
+    gone = row.where(connector_files.c.deleted_at.is_not(None))
+    live = row.where(connector_files.c.deleted_at.is_(None))
+    now = utcnow()
+    marked = conn.execute(
+        vault_documents.update()
+        .where(
+            vault_documents.c.account_id == account_id,
+            vault_documents.c.source == source,
+            vault_documents.c.deleted_at.is_(None),
+            gone.exists(),
+        )
+        .values(deleted_at=now, deleted_reason=gone.scalar_subquery(), updated_at=now)
+    ).rowcount
+    unmarked = conn.execute(
+        vault_documents.update()
+        .where(
+            vault_documents.c.account_id == account_id,
+            vault_documents.c.source == source,
+            vault_documents.c.deleted_at.is_not(None),
+            live.exists(),
+        )
+        .values(deleted_at=None, deleted_reason=None, updated_at=now)
+    ).rowcount
+    return marked, unmarked

@@ -23,7 +23,7 @@ from monolyth_pipelines.google.clients import GoogleClients
 from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
-from monolyth_pipelines.store import accounts, events, files, jobs
+from monolyth_pipelines.store import accounts, events, files, jobs, vault
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
@@ -231,6 +231,7 @@ class SyncRun:
         ident = self.identity
         meta = self.meta()
         with self.engine.begin() as conn:
+            vault.follow_source_rows(conn, ident.account_id, ident.provider)
             if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta):
                 # The reaper or a failure sensor closed the row meanwhile (this run looked dead);
                 # the first recorded outcome stands, and a second event would contradict it.

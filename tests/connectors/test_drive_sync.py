@@ -211,6 +211,28 @@ def test_vault_option_imports_content_within_the_limits(make_drive: Callable[[in
     assert job.meta_json["counters"]["vault_imported"] == 0
     assert drive.api_requests() <= 2
 
+    # Content follows its file: marked when the file leaves, unmarked when it comes back.
+    imported = sorted(d.external_id for d in docs)
+    drive.drive.delete(imported[0])
+    drive.drive.trash(imported[1])
+    drive.sync(config)
+    with drive.engine.connect() as conn:
+        marks = dict(
+            conn.execute(sa.select(vault_documents.c.external_id, vault_documents.c.deleted_reason)).all()
+        )
+    assert {imported[0]: marks[imported[0]], imported[1]: marks[imported[1]]} == {
+        imported[0]: "deleted",
+        imported[1]: "trashed",
+    }
+    assert sum(reason is not None for reason in marks.values()) == 2
+    drive.drive.untrash(imported[1])
+    drive.sync(config)
+    with drive.engine.connect() as conn:
+        back = conn.execute(
+            sa.select(vault_documents.c.deleted_at).where(vault_documents.c.external_id == imported[1])
+        ).scalar_one()
+    assert back is None
+
 
 def test_losing_most_of_an_account_at_once_is_not_a_quiet_success(drive: DriveHarness) -> None:
     first, _ = drive.sync()

@@ -139,3 +139,45 @@ def test_cli_db_upgrade_is_idempotent(fresh_db_url: str) -> None:
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     assert f"to {head_revision()}" in first.stdout
     assert "nothing to do" in second.stdout
+
+
+def test_upgrading_a_database_that_holds_rows_keeps_them(fresh_db_url: str) -> None:
+    import uuid
+
+    from monolyth_pipelines.store import vault
+
+    engine = make_engine(fresh_db_url)
+    upgrade(engine, "0001")
+    account = new_account(engine)
+    owner = uuid.uuid4()
+    # vault_documents as revision 0001 had it: the code's table has columns 0001 lacks.
+    vault_0001 = sa.table(
+        "vault_documents",
+        sa.column("id", sa.Uuid()),
+        sa.column("owner_id", sa.Uuid()),
+        sa.column("source", sa.Text()),
+        sa.column("external_id", sa.Text()),
+        sa.column("title", sa.Text()),
+        sa.column("content", sa.LargeBinary()),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            vault_0001.insert().values(
+                id=uuid.uuid4(),
+                owner_id=owner,
+                source="google_drive",
+                external_id="f1",
+                title="Doc",
+                content=b"x",
+            )
+        )
+    from monolyth_pipelines.store.files import upsert_files
+
+    with engine.begin() as conn:
+        upsert_files(conn, account, "google_drive", make_records(5))
+    assert upgrade(engine) == ("0001", head_revision())
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM connector_files").scalar_one() == 5
+        assert conn.exec_driver_sql("SELECT title, deleted_at FROM vault_documents").all() == [("Doc", None)]
+        assert vault.existing_external_ids(conn, owner, "google_drive", ["f1"]) == {"f1"}
+    engine.dispose()
