@@ -58,6 +58,12 @@ class DriveSync(PagedSync):
                 self.counters.limit_reached = True
                 break
             self._sync_corpus(corpus, drive_id)
+        refused = self.counters.skipped.get(SkipReason.NO_PERMISSION, 0)
+        if self.limits.import_to_vault and refused and not self.counters.vault_imported:
+            self.counters.warnings.append(
+                f"Vault import is on but no content could be fetched ({refused} files refused): "
+                "the account's grant may lack a content scope"
+            )
 
     def _scope_settings(self) -> dict[str, Any]:
         return {
@@ -122,9 +128,8 @@ class DriveSync(PagedSync):
         if self.rescope:
             with self.engine.begin() as conn:
                 sync_state.drop_cursor(conn, self.account_id, corpus)
-            self._full_sweep(corpus, drive_id, force_reconcile=True, restart=True)
-            return
-        if state is not None and state.cursor and not state.sweep_in_progress:
+            reconciled = self._full_sweep(corpus, drive_id, force_reconcile=True, restart=True)
+        elif state is not None and state.cursor and not state.sweep_in_progress:
             self.counters.mode = self.counters.mode or "incremental"
             if self._incremental(corpus, drive_id, state.cursor):
                 return
@@ -132,10 +137,17 @@ class DriveSync(PagedSync):
             self.counters.mode = "full_after_invalid_cursor"
             with self.engine.begin() as conn:
                 sync_state.drop_cursor(conn, self.account_id, corpus)
-            self._full_sweep(corpus, drive_id, force_reconcile=True)
-            return
-        self.counters.mode = self.counters.mode or "full"
-        self._full_sweep(corpus, drive_id, force_reconcile=False)
+            reconciled = self._full_sweep(corpus, drive_id, force_reconcile=True)
+        else:
+            self.counters.mode = self.counters.mode or "full"
+            reconciled = self._full_sweep(corpus, drive_id, force_reconcile=False)
+        if reconciled:
+            # Apply what changed during the listing now, not an hour later: the files counted
+            # as seen above get their real state in this run.
+            with self.engine.connect() as conn:
+                cursor = sync_state.get_state(conn, self.account_id, corpus)
+            if cursor is not None and cursor.cursor:
+                self._incremental(corpus, drive_id, cursor.cursor)
 
     # --- full sweep -----------------------------------------------------------------------------
     @staticmethod
@@ -157,7 +169,8 @@ class DriveSync(PagedSync):
 
     def _full_sweep(
         self, corpus: str, drive_id: str | None, *, force_reconcile: bool, restart: bool = False
-    ) -> None:
+    ) -> bool:
+        """List the corpus; True when the listing finished with a reconcile."""
         # Reconcile and warnings concern this corpus only: My Drive rows carry no driveId.
         scope = files.meta_scope("driveId", drive_id)
         with self.engine.connect() as conn:
@@ -203,7 +216,7 @@ class DriveSync(PagedSync):
             while True:
                 if self.budget <= 0:
                     self.counters.limit_reached = True
-                    return  # the sweep goes on from its saved page next run
+                    return False  # the sweep goes on from its saved page next run
                 if pending is not None:
                     resp = pending.result()
                     pending = None
@@ -272,6 +285,8 @@ class DriveSync(PagedSync):
                     self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
             sync_state.finish_sweep(conn, self.account_id, corpus)
 
+        if reconcile:
+            self._count_changed_as_seen(drive_id, sweep_id, corpus)
         self._commit_page(finish)
         self.counters.pages -= 1  # the finishing commit is not a page
         swept = self.counters.seen - seen_before
@@ -284,6 +299,34 @@ class DriveSync(PagedSync):
                 f"full sync of {corpus} saw {swept} files and skipped every one "
                 f"({dict(self.counters.skipped)})"
             )
+        return reconcile
+
+    def _count_changed_as_seen(self, drive_id: str | None, sweep_id: uuid.UUID, corpus: str) -> None:
+        """Before a reconcile: what changed while the listing ran is not "gone".
+
+        The listing is ordered by modifiedTime, so a file edited meanwhile can jump past it and
+        never be listed; tombstoning it would show Insights a deletion that never happened. The
+        change feed since the sweep's start token names such files; they count as seen, and the
+        feed applied right after the sweep gives them their real state.
+        """
+        with self.engine.connect() as conn:
+            state = sync_state.get_state(conn, self.account_id, corpus)
+        token = state.sweep_cursor if state else None
+        while token:
+            resp = self._execute(
+                self.drive.changes().list(
+                    pageToken=token,
+                    pageSize=self.limits.page_size,
+                    includeRemoved=True,
+                    spaces="drive",
+                    fields="nextPageToken,newStartPageToken,changes(fileId)",
+                    **self._corpus_args(drive_id, for_changes=True),
+                )
+            )
+            changed = [c["fileId"] for c in resp.get("changes", []) if c.get("fileId")]
+            with self.engine.begin() as conn:
+                files.record_sweep_seen(conn, self.account_id, sweep_id, changed)
+            token = resp.get("nextPageToken")
 
     def _sweep_progress(
         self,

@@ -209,3 +209,18 @@ def test_a_step_retry_resumes_and_its_counters_cover_the_whole_run(drive: DriveH
     completed = [e["payload"] for e in logged if e["event"] == "connector_sync_completed"]
     assert [c["file_count"] for c in completed] == [len(expected)]
     assert [e["event"] for e in logged].count("connector_sync_started") == 1
+
+
+def test_vault_mode_without_content_access_warns_instead_of_a_quiet_success(
+    make_drive: Callable[[int], DriveHarness],
+) -> None:
+    drive = make_drive(200)
+    for endpoint in ("drive.files.export", "drive.files.get_media"):
+        drive.emulator.faults.script(endpoint, every=True, status=403, reason="insufficientPermissions")
+    result, job = drive.sync({"ops": {"google_drive_files": {"config": {"persistence": "vault"}}}})
+    assert result.success, "metadata still syncs"
+    counters = job.meta_json["counters"]
+    assert counters["vault_imported"] == 0 and counters["skipped"]["no_permission"] > 0
+    assert any("no content could be fetched" in w for w in counters["warnings"])
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed

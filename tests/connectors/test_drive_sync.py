@@ -349,3 +349,28 @@ def test_switching_shared_drives_off_tombstones_their_rows(drive: DriveHarness) 
     assert result.success
     assert {k for k, r in drive.tombstones().items() if r == "out_of_scope"} == shared_rows
     assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
+
+
+def test_a_file_edited_during_a_reconciling_listing_is_never_tombstoned(drive: DriveHarness) -> None:
+    from monolyth_pipelines.store.schema import connector_sync_state
+
+    drive.sync()
+    with drive.engine.begin() as conn:
+        conn.execute(
+            connector_sync_state.update()
+            .where(connector_sync_state.c.account_id == drive.account_id)
+            .values(cursor="not-a-token")
+        )
+    # The reconciling re-list stops after one page (newest first)...
+    first, job = drive.sync(_config(max_files_per_run=1000))
+    assert first.success and job.meta_json["counters"]["limit_reached"]
+    # ...and the oldest file, not listed yet, is edited: it jumps ahead of the listing.
+    expected = expected_rows(drive.drive.files(), DriveLimits())
+    victim = min(expected, key=lambda k: expected[k]["modified_at"])
+    drive.drive.rename(victim, "Edited while the re-list ran")
+    result, job = drive.sync()
+    assert result.success
+    assert victim not in drive.tombstones()
+    assert drive.rows()[victim]["title"] == "Edited while the re-list ran"
+    assert job.meta_json["counters"]["tombstoned"] == {}
+    assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
