@@ -33,6 +33,25 @@ def _check_provider(provider: str) -> None:
         )
 
 
+def _uuid(text: str, what: str = "an account id (a UUID, as `accounts list` prints)") -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise CliError(f"{text!r} is not {what}") from None
+
+
+def _provider_account(conn: Any, provider: str, account: str) -> uuid.UUID:
+    """The id of an existing ``provider`` account, or a clear error."""
+    from monolyth_pipelines.store import accounts
+
+    _check_provider(provider)
+    account_id = _uuid(account)
+    found = accounts.get_account(conn, account_id)
+    if found is None or found.provider != provider:
+        raise CliError(f"no {provider} account {account_id}")
+    return account_id
+
+
 # --- db -------------------------------------------------------------------------------------------
 def _db_upgrade(args: argparse.Namespace) -> int:
     from monolyth_pipelines.store.migrate import head_revision, upgrade
@@ -71,7 +90,10 @@ def _accounts_add(args: argparse.Namespace) -> int:
     engine = _engine(args)
     with engine.begin() as conn:
         account_id = accounts.create_account(
-            conn, owner_id=uuid.UUID(args.owner), provider=args.provider, token_json=token_json
+            conn,
+            owner_id=_uuid(args.owner, "an owner id (a UUID)"),
+            provider=args.provider,
+            token_json=token_json,
         )
         events.log_event(
             conn,
@@ -88,7 +110,7 @@ def _accounts_disconnect(args: argparse.Namespace) -> int:
     from monolyth_pipelines.store.schema import AccountStatus
 
     engine = _engine(args)
-    account_id = uuid.UUID(args.account_id)
+    account_id = _uuid(args.account_id)
     with engine.begin() as conn:
         account = accounts.get_account(conn, account_id)
         if account is None:
@@ -120,16 +142,12 @@ def _accounts_list(args: argparse.Namespace) -> int:
 # --- sync -----------------------------------------------------------------------------------------
 def _sync(args: argparse.Namespace) -> int:
     from monolyth_pipelines.defs.local_run import local_instance, materialize_account
-    from monolyth_pipelines.store import accounts, jobs
+    from monolyth_pipelines.store import jobs
     from monolyth_pipelines.store.files import count_live
 
-    _check_provider(args.provider)
-    account_id = uuid.UUID(args.account)
     engine = _engine(args)
     with engine.connect() as conn:
-        account = accounts.get_account(conn, account_id)
-    if account is None or account.provider != args.provider:
-        raise CliError(f"no {args.provider} account {account_id}")
+        account_id = _provider_account(conn, args.provider, args.account)
     run_config = json.loads(args.config_json) if args.config_json else {}
     # Dagster's step-by-step console log is for debugging; the outcome is printed below.
     run_config.setdefault(
@@ -176,15 +194,11 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _sync_request(args: argparse.Namespace) -> int:
-    from monolyth_pipelines.store import accounts, jobs
+    from monolyth_pipelines.store import jobs
 
-    _check_provider(args.provider)
-    account_id = uuid.UUID(args.account)
     engine = _engine(args)
     with engine.begin() as conn:
-        account = accounts.get_account(conn, account_id)
-        if account is None or account.provider != args.provider:
-            raise CliError(f"no {args.provider} account {account_id}")
+        account_id = _provider_account(conn, args.provider, args.account)
         job_id, created = jobs.request_sync(conn, account_id, KIND_BY_PROVIDER[args.provider])
     print(job_id if created else f"{job_id} (already pending or running; this request joined it)")
     return 0
