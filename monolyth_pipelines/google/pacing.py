@@ -26,7 +26,8 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from monolyth_pipelines.settings import GmailLimits
 
@@ -151,3 +152,61 @@ class Pacer:
             if remaining + units <= self.window_limit + _EPSILON:
                 break
         return ready
+
+
+class QuotaGate:
+    """The pacer, plus one rule for the time between sending a call and its answer.
+
+    The pacer spaces the moments calls are *sent*. Google counts a call when it runs, somewhere
+    between sending and answering, and runs a batch's calls one after another, so a batch can
+    straddle the edge of the one-second window the pacer reasoned about. So every call is booked
+    a second time when its answer arrives, and a new call also waits until the units answered
+    within the last window leave room for it: whatever the latency, no window then holds more
+    than the quota. The cost is one batch's latency per window, not a retried 429.
+    """
+
+    def __init__(
+        self,
+        pacer: Pacer,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.pacer = pacer
+        self._clock = clock
+        self._sleep = sleep
+        self._answered: deque[tuple[float, float]] = deque()  # (answer time, units), oldest first
+        self._answered_units = 0.0
+        self._loose_units = 0.0  # spent by single calls since the last batch
+
+    def loose_calls(self, method: str) -> int:
+        """How many calls of ``method`` the single calls since the last batch cost.
+
+        The next batch leaves that many calls out. A quota that holds a whole number of batches
+        per window then keeps holding them: a 10-unit list call next to four full 500-unit
+        batches would otherwise push a whole batch into the next window.
+        """
+        return math.ceil(self._loose_units / self.pacer.cost(method) - 1e-9)
+
+    @contextmanager
+    def spend(self, method: str, calls: int = 1, *, batch: bool = False) -> Iterator[None]:
+        """Hold the caller until ``calls`` calls of ``method`` fit, and book them when answered."""
+        units = self.pacer.cost(method, calls)
+        self._wait_for_room(units)
+        self.pacer.acquire(units)
+        self._loose_units = 0.0 if batch else self._loose_units + units
+        try:
+            yield
+        finally:
+            # Booked even when the call failed: Google may well have counted it.
+            self._answered.append((self._clock(), units))
+            self._answered_units += units
+
+    def _wait_for_room(self, units: float) -> None:
+        while True:
+            now = self._clock()
+            while self._answered and self._answered[0][0] <= now - self.pacer.window:
+                self._answered_units -= self._answered.popleft()[1]
+            if not self._answered or self._answered_units + units <= self.pacer.window_limit:
+                return
+            self._sleep(self._answered[0][0] + self.pacer.window - now)

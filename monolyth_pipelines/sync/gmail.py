@@ -18,12 +18,8 @@ inside a batch (the client retries no inner call) are re-queued with backoff.
 from __future__ import annotations
 
 import base64
-import math
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,14 +37,13 @@ from monolyth_pipelines.domain.gmail import (
     to_message_record,
 )
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
-from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.batching import BatchCall, Batcher
 from monolyth_pipelines.google.credentials import scopes_of
-from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception
-from monolyth_pipelines.google.pacing import Pacer
-from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
+from monolyth_pipelines.google.errors import ErrorCode, SyncError
+from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
 from monolyth_pipelines.store import files, jobs, sync_state, vault
-from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync, SyncCounters
+from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "gmail"
 KIND = "gmail_import"
@@ -78,171 +73,6 @@ _FULL_FORMAT_SCOPES = frozenset(
 SKIP_ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
 
 
-class GmailQuota:
-    """The pacer, plus one rule for the time between sending a call and its answer.
-
-    The pacer spaces the moments calls are *sent*. Google counts a call when it runs, somewhere
-    between sending and answering, and runs a batch's calls one after another, so a batch can
-    straddle the edge of the one-second window the pacer reasoned about. So every call is booked
-    a second time when its answer arrives, and a new call also waits until the units answered
-    within the last window leave room for it: whatever the latency, no window then holds more
-    than the quota. The cost is one batch's latency per window, not a retried 429.
-    """
-
-    def __init__(
-        self,
-        pacer: Pacer,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.pacer = pacer
-        self._clock = clock
-        self._sleep = sleep
-        self._answered: deque[tuple[float, float]] = deque()  # (answer time, units), oldest first
-        self._answered_units = 0.0
-        self._loose_units = 0.0  # spent by single calls since the last batch
-
-    def loose_calls(self, method: str) -> int:
-        """How many calls of ``method`` the single calls since the last batch cost.
-
-        The next batch leaves that many calls out. A quota that holds a whole number of batches
-        per window then keeps holding them: a 10-unit list call next to four full 500-unit
-        batches would otherwise push a whole batch into the next window.
-        """
-        return math.ceil(self._loose_units / self.pacer.cost(method) - 1e-9)
-
-    @contextmanager
-    def spend(self, method: str, calls: int = 1, *, batch: bool = False) -> Iterator[None]:
-        """Hold the caller until ``calls`` calls of ``method`` fit, and book them when answered."""
-        units = self.pacer.cost(method, calls)
-        self._wait_for_room(units)
-        self.pacer.acquire(units)
-        self._loose_units = 0.0 if batch else self._loose_units + units
-        try:
-            yield
-        finally:
-            # Booked even when the call failed: Google may well have counted it.
-            self._answered.append((self._clock(), units))
-            self._answered_units += units
-
-    def _wait_for_room(self, units: float) -> None:
-        while True:
-            now = self._clock()
-            while self._answered and self._answered[0][0] <= now - self.pacer.window:
-                self._answered_units -= self._answered.popleft()[1]
-            if not self._answered or self._answered_units + units <= self.pacer.window_limit:
-                return
-            self._sleep(self._answered[0][0] + self.pacer.window - now)
-
-
-@dataclass
-class BatchCall:
-    key: str
-    build: Callable[[], HttpRequest]  # a fresh request per attempt
-    weight: int = 0  # expected reply bytes, for batches bounded by size
-    attempts: int = 0
-    context: Any = None  # whatever the caller needs back with the answer
-
-
-@dataclass
-class BatchAnswer:
-    call: BatchCall
-    response: Any  # the parsed JSON; None when ``error`` is set
-    error: SyncError | None = None  # a permanent error the caller chose to tolerate
-
-
-@dataclass
-class GmailBatcher:
-    """Sends calls of one Gmail method in paced batch requests and yields each batch's answers.
-
-    Calls that fail inside a batch with a retryable error (429, 5xx) come back in a later
-    batch after a backoff; after ``policy.max_attempts`` the error is raised. Permanent errors
-    whose code is in ``tolerated`` are handed to the caller; any other one fails the run.
-    """
-
-    clients: GoogleClients
-    quota: GmailQuota
-    policy: Backoff
-    counters: SyncCounters
-    method: str  # the quota's name for it, e.g. "threads.get"
-    size: int
-    max_weight: int | None = None
-    tolerated: frozenset[ErrorCode] = field(default_factory=lambda: frozenset({ErrorCode.NOT_FOUND}))
-
-    def run(self, calls: Iterable[BatchCall]) -> Iterator[list[BatchAnswer]]:
-        source = iter(calls)
-        queue: deque[BatchCall] = deque()
-        while chunk := self._take(queue, source):
-            answers, failed = self._send(chunk)
-            if answers:
-                yield answers
-            if failed:
-                queue.extendleft(call for call, _ in reversed(failed))
-                self.policy.sleep(
-                    max(self.policy.delay(call.attempts - 1, error.retry_after) for call, error in failed)
-                )
-
-    def _take(self, queue: deque[BatchCall], source: Iterator[BatchCall]) -> list[BatchCall]:
-        """Re-queued calls first, then new ones pulled lazily, so a source is never read ahead."""
-        chunk: list[BatchCall] = []
-        weight = 0
-        # Re-evaluated per call: pulling from the source may itself make a single call (a list page).
-        while len(chunk) < max(1, self.size - self.quota.loose_calls(self.method)):
-            if not queue:
-                following = next(source, None)
-                if following is None:
-                    break
-                queue.append(following)
-            if chunk and self.max_weight is not None and weight + queue[0].weight > self.max_weight:
-                break
-            call = queue.popleft()
-            chunk.append(call)
-            weight += call.weight
-        return chunk
-
-    def _count_retry(self, _event: RetryEvent) -> None:
-        self.counters.retries += 1
-
-    def _send(self, chunk: list[BatchCall]) -> tuple[list[BatchAnswer], list[tuple[BatchCall, SyncError]]]:
-        def attempt() -> dict[str, tuple[Any, BaseException | None]]:
-            replies: dict[str, tuple[Any, BaseException | None]] = {}
-
-            def callback(request_id: str, response: Any, exception: BaseException | None) -> None:
-                replies[request_id] = (response, exception)
-
-            batch = self.clients.gmail_batch(callback)
-            for index, call in enumerate(chunk):
-                batch.add(call.build(), request_id=str(index))
-            # Paced per attempt: a batch that reached Google spent the quota even if it failed.
-            with self.quota.spend(self.method, len(chunk), batch=True):
-                batch.execute()
-            return replies
-
-        replies = call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
-        answers: list[BatchAnswer] = []
-        failed: list[tuple[BatchCall, SyncError]] = []
-        for index, call in enumerate(chunk):
-            response, exception = replies.get(str(index), (None, None))
-            if exception is None and response is not None:
-                answers.append(BatchAnswer(call, response))
-                continue
-            error = (
-                classify_exception(exception)
-                if exception is not None
-                else SyncError(ErrorCode.GOOGLE_UNAVAILABLE, "a batch reply lacked a call", retryable=True)
-            )
-            call.attempts += 1
-            if error.retryable and call.attempts < self.policy.max_attempts:
-                failed.append((call, error))
-            elif error.code in self.tolerated:
-                answers.append(BatchAnswer(call, None, error))
-            else:
-                raise error
-        self.counters.retries += len(failed)
-        return answers, failed
-
-
 @dataclass
 class GmailSync(PagedSync):
     limits: GmailLimits
@@ -253,7 +83,7 @@ class GmailSync(PagedSync):
         # Resource objects are rebuilt from the discovery document on every access: build once.
         self.users = self.clients.gmail().users()
         self.threads_api = self.users.threads()
-        self.quota = GmailQuota(self.pacer or Pacer.for_gmail(self.limits))
+        self.quota = QuotaGate(self.pacer or Pacer.for_gmail(self.limits))
         self.rule = AttachmentRule.from_limits(self.limits)
         scopes = set(scopes_of(self.token_json))
         # A gmail.metadata grant refuses format=full; the sync still works, without attachments.
@@ -272,12 +102,21 @@ class GmailSync(PagedSync):
     def _call(self, request: HttpRequest, method: str) -> dict[str, Any]:
         return self._execute(request, around=lambda: self.quota.spend(method))
 
-    def _batcher(self, method: str, **kwargs: Any) -> GmailBatcher:
+    def _batcher(self, method: str, **kwargs: Any) -> Batcher:
         # A batch larger than one quota window cannot go out without overrunning it.
         size = min(self.limits.batch_size, MAX_BATCH_CALLS, self.quota.pacer.max_calls_per_window(method))
-        return GmailBatcher(
-            self.clients, self.quota, self.policy, self.counters, method, max(1, size), **kwargs
+        return Batcher(
+            self.clients.gmail_batch,
+            self.quota,
+            self.policy,
+            self._add_retries,
+            method,
+            max(1, size),
+            **kwargs,
         )
+
+    def _add_retries(self, calls: int) -> None:
+        self.counters.retries += calls
 
     def _profile(self) -> dict[str, Any]:
         profile = self._call(

@@ -8,9 +8,8 @@ import pytest
 
 from monolyth_pipelines.domain.gmail import attachment_external_id, decide_thread, to_message_record
 from monolyth_pipelines.domain.records import Tombstone, TombstoneReason
-from monolyth_pipelines.google.pacing import Pacer
+from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
-from monolyth_pipelines.sync.gmail import GmailQuota
 
 LABEL = "Label_1"
 
@@ -114,7 +113,7 @@ class FakeClock:
 def test_a_batch_counts_in_the_window_until_a_second_after_its_answer() -> None:
     clock = FakeClock()
     pacer = Pacer(1000, capacity=1000, costs={"threads.get": 10}, clock=clock, sleep=clock.sleep)
-    quota = GmailQuota(pacer, clock=clock, sleep=clock.sleep)
+    quota = QuotaGate(pacer, clock=clock, sleep=clock.sleep)
     with quota.spend("threads.get", 50, batch=True):  # 500 units, sent at 100.0
         clock.now += 0.3  # Google takes 0.3 s to run them: they count until 101.3 at the latest
     with quota.spend("threads.get", 50, batch=True):
@@ -133,7 +132,7 @@ def test_single_calls_between_batches_come_out_of_the_next_batch() -> None:
     pacer = Pacer(
         2000, costs={"threads.list": 10, "threads.get": 10, "labels.list": 1}, clock=clock, sleep=clock.sleep
     )
-    quota = GmailQuota(pacer, clock=clock, sleep=clock.sleep)
+    quota = QuotaGate(pacer, clock=clock, sleep=clock.sleep)
     assert quota.loose_calls("threads.get") == 0
     with quota.spend("threads.list"):
         pass
