@@ -322,6 +322,25 @@ def meta_scope(key: str, value: str | None) -> sa.ColumnElement[bool]:
     return field.is_(None) if value is None else field == value
 
 
+def unseen_live_ids(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    sweep_id: uuid.UUID,
+    scope: sa.ColumnElement[bool] | None = None,
+    limit: int = 1000,
+) -> list[str]:
+    """Live rows in ``scope`` that a reconciling sweep has not seen (at most ``limit``)."""
+    seen = sa.select(connector_sweep_seen.c.external_id).where(connector_sweep_seen.c.sweep_id == sweep_id)
+    query = sa.select(connector_files.c.external_id).where(
+        connector_files.c.account_id == account_id,
+        connector_files.c.deleted_at.is_(None),
+        connector_files.c.external_id.not_in(seen),
+    )
+    if scope is not None:
+        query = query.where(scope)
+    return list(conn.execute(query.order_by(connector_files.c.external_id).limit(limit)).scalars())
+
+
 def tombstone_unseen(
     conn: sa.Connection,
     account_id: uuid.UUID,

@@ -31,6 +31,8 @@ MY_DRIVE = "drive"
 EXPORT_AS = {DOCS_MIME: "text/plain", SLIDES_MIME: "text/plain", SHEETS_MIME: "text/csv"}
 DOWNLOADED = {PDF_MIME}
 VAULT_HEARTBEAT_EVERY = 20
+# A reconcile looks up at most this many unseen rows one by one to learn why each left.
+UNSEEN_LOOKUPS = 200
 
 
 @dataclass
@@ -287,6 +289,7 @@ class DriveSync(PagedSync):
 
         if reconcile:
             self._count_changed_as_seen(drive_id, sweep_id, corpus)
+            self._explain_unseen(scope, sweep_id)
         self._commit_page(finish)
         self.counters.pages -= 1  # the finishing commit is not a page
         swept = self.counters.seen - seen_before
@@ -300,6 +303,48 @@ class DriveSync(PagedSync):
                 f"({dict(self.counters.skipped)})"
             )
         return reconcile
+
+    def _explain_unseen(self, scope: sa.ColumnElement[bool], sweep_id: uuid.UUID) -> None:
+        """Ask Google why each live row the re-list did not see is gone, while they are few.
+
+        The listing hides trashed and out-of-scope files, so "not seen" alone cannot tell a file
+        trashed, grown over the size limit, deleted or unshared while the change token was bad.
+        One files.get each gives the real reason (``decide_lookup``); past ``UNSEEN_LOOKUPS`` rows
+        the generic ``not_seen_in_full_sync`` stands, to keep the request count bounded.
+        """
+        with self.engine.connect() as conn:
+            unseen = files.unseen_live_ids(conn, self.account_id, sweep_id, scope, limit=UNSEEN_LOOKUPS + 1)
+            prior = files.stored_meta(conn, self.account_id, unseen)
+        if not unseen or len(unseen) > UNSEEN_LOOKUPS:
+            return
+        upserts: list[FileRecord] = []
+        tombstones: list[Tombstone] = []
+        for file_id in unseen:
+            try:
+                found = self._execute(
+                    self.drive.files().get(
+                        fileId=file_id, fields=drive_domain.DRIVE_FILE_GET_FIELDS, supportsAllDrives=True
+                    )
+                )
+                status = 200
+            except SyncError as error:
+                if error.code not in (ErrorCode.NOT_FOUND, ErrorCode.INSUFFICIENT_PERMISSIONS):
+                    raise
+                found, status = None, error.status or 404
+            before = PriorState.from_row(*prior[file_id]) if file_id in prior else None
+            decision = drive_domain.decide_lookup(file_id, status, found, self.limits, before)
+            if decision.action is ChangeAction.UPSERT and decision.record is not None:
+                upserts.append(decision.record)
+            elif decision.tombstone is not None:
+                tombstones.append(decision.tombstone)
+
+        def write(conn: sa.Connection) -> None:
+            self._write_records(conn, upserts)
+            self.counters.tombstoned.update(files.tombstone_files(conn, self.account_id, tombstones))
+            files.record_sweep_seen(conn, self.account_id, sweep_id, unseen)
+
+        self._commit_page(write)
+        self.counters.pages -= 1  # not a listing page
 
     def _count_changed_as_seen(self, drive_id: str | None, sweep_id: uuid.UUID, corpus: str) -> None:
         """Before a reconcile: what changed while the listing ran is not "gone".

@@ -174,8 +174,12 @@ def test_a_rejected_change_token_falls_back_to_a_full_sweep_and_reconcile(drive:
     counters = job.meta_json["counters"]
     assert counters["mode"] == "full_after_invalid_cursor"
     assert counters["inserted"] == 0
-    assert counters["tombstoned"] == {"not_seen_in_full_sync": 1}
-    assert drive.tombstones() == {gone: "not_seen_in_full_sync"}
+    # The deletion is found by the re-list; a lookup gives it its reason (deleted, or access lost
+    # when someone else owned the file: Google answers 404 to both).
+    reason = drive.tombstones()[gone]
+    assert reason in ("deleted", "access_lost")
+    assert counters["tombstoned"] == {reason: 1}
+    assert drive.tombstones() == {gone: reason}
     assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
     with drive.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM connector_sweep_seen").scalar_one() == 0
@@ -373,4 +377,29 @@ def test_a_file_edited_during_a_reconciling_listing_is_never_tombstoned(drive: D
     assert victim not in drive.tombstones()
     assert drive.rows()[victim]["title"] == "Edited while the re-list ran"
     assert job.meta_json["counters"]["tombstoned"] == {}
+    assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
+
+
+def test_a_reconcile_gives_each_missing_file_its_real_reason(drive: DriveHarness) -> None:
+    from monolyth_pipelines.store.schema import connector_sync_state
+
+    drive.sync()
+    stored = sorted(drive.rows())
+    # While the change token is bad: one file trashed, one grown past the size limit, one deleted.
+    drive.drive.trash(stored[0])
+    drive.drive.modify(stored[1], size=60 * 1024 * 1024)
+    drive.drive.delete(stored[2])
+    with drive.engine.begin() as conn:
+        conn.execute(
+            connector_sync_state.update()
+            .where(connector_sync_state.c.account_id == drive.account_id)
+            .values(cursor="not-a-token")
+        )
+    result, job = drive.sync()
+    assert result.success and job.meta_json["counters"]["mode"] == "full_after_invalid_cursor"
+    tombstones = drive.tombstones()
+    assert tombstones[stored[0]] == "trashed"
+    assert tombstones[stored[1]] == "too_large"
+    assert tombstones[stored[2]] in ("deleted", "access_lost")
+    assert "not_seen_in_full_sync" not in tombstones.values()
     assert comparable(drive.rows()) == expected_rows(drive.drive.files(), DriveLimits())
