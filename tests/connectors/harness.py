@@ -15,7 +15,7 @@ from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.settings import DriveLimits
 from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
-from monolyth_pipelines.store.schema import connector_files
+from monolyth_pipelines.store.schema import connector_files, connector_sync_state
 
 
 @dataclass
@@ -55,6 +55,15 @@ class AccountHarness:
 
     def tombstones(self) -> dict[str, str]:
         return {k: v["deleted_reason"] for k, v in self.rows(live_only=False).items() if v["deleted_at"]}
+
+    def set_sync_state(self, **values: object) -> None:
+        """Overwrite the account's stored sync state, e.g. to make Google reject its cursor."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                connector_sync_state.update()
+                .where(connector_sync_state.c.account_id == self.account_id)
+                .values(**values)
+            )
 
     def api_requests(self) -> int:
         return self.emulator.stats(self.account)["totals"]["http_requests"]

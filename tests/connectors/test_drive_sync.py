@@ -161,14 +161,7 @@ def test_a_rejected_change_token_falls_back_to_a_full_sweep_and_reconcile(drive:
     drive.sync()
     gone = next(iter(drive.rows()))
     drive.drive.delete(gone)
-    from monolyth_pipelines.store.schema import connector_sync_state
-
-    with drive.engine.begin() as conn:
-        conn.execute(
-            connector_sync_state.update()
-            .where(connector_sync_state.c.account_id == drive.account_id)
-            .values(cursor="not-a-token")
-        )
+    drive.set_sync_state(cursor="not-a-token")
     result, job = drive.sync()
     assert result.success
     counters = job.meta_json["counters"]
@@ -328,16 +321,9 @@ def test_changed_limits_apply_to_files_that_did_not_change(drive: DriveHarness) 
 
 
 def test_a_rejected_saved_listing_position_restarts_the_listing(drive: DriveHarness) -> None:
-    from monolyth_pipelines.store.schema import connector_sync_state
-
     first, job = drive.sync(_config(max_files_per_run=1000))
     assert first.success and job.meta_json["counters"]["limit_reached"]
-    with drive.engine.begin() as conn:
-        conn.execute(
-            connector_sync_state.update()
-            .where(connector_sync_state.c.account_id == drive.account_id)
-            .values(sweep_page_token="expired-token")
-        )
+    drive.set_sync_state(sweep_page_token="expired-token")
     result, job = drive.sync()
     assert result.success and job.status == "completed"
     assert any("listing restarts" in w for w in job.meta_json["counters"]["warnings"])
@@ -356,15 +342,8 @@ def test_switching_shared_drives_off_tombstones_their_rows(drive: DriveHarness) 
 
 
 def test_a_file_edited_during_a_reconciling_listing_is_never_tombstoned(drive: DriveHarness) -> None:
-    from monolyth_pipelines.store.schema import connector_sync_state
-
     drive.sync()
-    with drive.engine.begin() as conn:
-        conn.execute(
-            connector_sync_state.update()
-            .where(connector_sync_state.c.account_id == drive.account_id)
-            .values(cursor="not-a-token")
-        )
+    drive.set_sync_state(cursor="not-a-token")
     # The reconciling re-list stops after one page (newest first)...
     first, job = drive.sync(_config(max_files_per_run=1000))
     assert first.success and job.meta_json["counters"]["limit_reached"]
@@ -381,20 +360,13 @@ def test_a_file_edited_during_a_reconciling_listing_is_never_tombstoned(drive: D
 
 
 def test_a_reconcile_gives_each_missing_file_its_real_reason(drive: DriveHarness) -> None:
-    from monolyth_pipelines.store.schema import connector_sync_state
-
     drive.sync()
     stored = sorted(drive.rows())
     # While the change token is bad: one file trashed, one grown past the size limit, one deleted.
     drive.drive.trash(stored[0])
     drive.drive.modify(stored[1], size=60 * 1024 * 1024)
     drive.drive.delete(stored[2])
-    with drive.engine.begin() as conn:
-        conn.execute(
-            connector_sync_state.update()
-            .where(connector_sync_state.c.account_id == drive.account_id)
-            .values(cursor="not-a-token")
-        )
+    drive.set_sync_state(cursor="not-a-token")
     result, job = drive.sync()
     assert result.success and job.meta_json["counters"]["mode"] == "full_after_invalid_cursor"
     tombstones = drive.tombstones()
