@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from monolyth_pipelines.emulator.calls import ApiResponse, CallContext, Route, json_response
@@ -90,27 +91,48 @@ def _max_results(ctx: Ctx) -> int:
     return ctx.request.int_param("maxResults", 100, minimum=1, maximum=500, strict=ctx.strict)
 
 
+@dataclass(frozen=True)
+class _ListFilter:
+    """What threads.list and messages.list share: labelIds, q, includeSpamTrash, maxResults."""
+
+    wanted: frozenset[str]
+    q: str | None
+    include_hidden: bool
+    limit: int
+    predicate: Callable[[Message], bool] | None
+
+    def visible(self, m: Message) -> bool:
+        return self.include_hidden or not HIDDEN_LABELS.intersection(m.labels)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (tuple(sorted(self.wanted)), self.q, self.include_hidden)
+
+
+def _list_filter(ctx: Ctx, box: Mailbox) -> _ListFilter:
+    wanted = frozenset(_label_filter(ctx, box))  # checked before q, as before: same error first
+    q = _q(ctx)
+    return _ListFilter(
+        wanted=wanted,
+        q=q,
+        include_hidden=ctx.request.bool_param("includeSpamTrash") or mentions_hidden_labels(q),
+        limit=_max_results(ctx),
+        predicate=compile_gmail_query(box, q),
+    )
+
+
 def threads_list(ctx: Ctx) -> ApiResponse:
     box = _enter(ctx)
-    req = ctx.request
-    mask = req.field_mask("gmail.v1", "ListThreadsResponse")
-    label_ids = _label_filter(ctx, box)
-    q = _q(ctx)
-    include_hidden = req.bool_param("includeSpamTrash") or mentions_hidden_labels(q)
-    limit = _max_results(ctx)
-    predicate = compile_gmail_query(box, q)
-    wanted = set(label_ids)
-
-    def visible(m: Message) -> bool:
-        return include_hidden or not HIDDEN_LABELS.intersection(m.labels)
+    mask = ctx.request.field_mask("gmail.v1", "ListThreadsResponse")
+    f = _list_filter(ctx, box)
 
     def keep(thread: Thread) -> bool:
-        live = [m for m in thread.live() if visible(m)]
-        if not live or not wanted <= {label for m in live for label in m.labels}:
+        live = [m for m in thread.live() if f.visible(m)]
+        if not live or not f.wanted <= {label for m in live for label in m.labels}:
             return False
-        return predicate is None or any(predicate(m) for m in live)
+        return f.predicate is None or any(f.predicate(m) for m in live)
 
-    body = _page(ctx, box.thread_view(), keep, limit, ("threads", tuple(sorted(wanted)), q, include_hidden))
+    body = _page(ctx, box.thread_view(), keep, f.limit, ("threads", *f.key))
     found: list[Thread] = body.pop("_found")
     if found:
         body["threads"] = [
@@ -121,21 +143,13 @@ def threads_list(ctx: Ctx) -> ApiResponse:
 
 def messages_list(ctx: Ctx) -> ApiResponse:
     box = _enter(ctx)
-    req = ctx.request
-    mask = req.field_mask("gmail.v1", "ListMessagesResponse")
-    label_ids = _label_filter(ctx, box)
-    q = _q(ctx)
-    include_hidden = req.bool_param("includeSpamTrash") or mentions_hidden_labels(q)
-    limit = _max_results(ctx)
-    predicate = compile_gmail_query(box, q)
-    wanted = set(label_ids)
+    mask = ctx.request.field_mask("gmail.v1", "ListMessagesResponse")
+    f = _list_filter(ctx, box)
 
     def keep(m: Message) -> bool:
-        if not include_hidden and HIDDEN_LABELS.intersection(m.labels):
-            return False
-        return wanted <= set(m.labels) and (predicate is None or predicate(m))
+        return f.visible(m) and f.wanted <= set(m.labels) and (f.predicate is None or f.predicate(m))
 
-    body = _page(ctx, box.message_view(), keep, limit, ("messages", tuple(sorted(wanted)), q, include_hidden))
+    body = _page(ctx, box.message_view(), keep, f.limit, ("messages", *f.key))
     found: list[Message] = body.pop("_found")
     if found:
         body["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in found]
