@@ -135,10 +135,10 @@ def test_a_run_that_will_be_retried_is_not_marked_failed(
     assert events_of(engine, account, "connector_sync_failed") == []
 
 
-def test_a_killed_run_holding_its_job_gets_it_failed(
-    instance: dg.DagsterInstance, db: DatabaseResource, engine: sa.Engine, auto: automation.AutomationDefs
-) -> None:
-    """The row is running under the dead run; run monitoring reports the run failed; the sensor closes it."""
+def _job_held_by_a_started_run(
+    instance: dg.DagsterInstance, engine: sa.Engine
+) -> tuple[uuid.UUID, uuid.UUID, dg.DagsterRun]:
+    """A "Sync now" job that a started run has claimed, as the asset leaves it mid-sync."""
     account = connect_account(engine)
     job_id = sync_now(engine, account)
     assert job_id is not None
@@ -148,6 +148,14 @@ def test_a_killed_run_holding_its_job_gets_it_failed(
     )
     with engine.begin() as conn:
         start_job(conn, account_id=account, kind="drive_import", run_id=run.run_id, attempt=1, job_id=job_id)
+    return account, job_id, run
+
+
+def test_a_killed_run_holding_its_job_gets_it_failed(
+    instance: dg.DagsterInstance, db: DatabaseResource, engine: sa.Engine, auto: automation.AutomationDefs
+) -> None:
+    """The row is running under the dead run; run monitoring reports the run failed; the sensor closes it."""
+    account, job_id, run = _job_held_by_a_started_run(instance, engine)
     instance.report_run_failed(run, "Run worker process exited unexpectedly (killed)")
 
     sensor = sensor_named(auto, "connector_run_failures")
@@ -165,15 +173,7 @@ def test_a_killed_run_holding_its_job_gets_it_failed(
 def test_a_canceled_run_gets_its_job_failed(
     instance: dg.DagsterInstance, db: DatabaseResource, engine: sa.Engine, auto: automation.AutomationDefs
 ) -> None:
-    account = connect_account(engine)
-    job_id = sync_now(engine, account)
-    assert job_id is not None
-    tags = {TAG_JOB_ID: str(job_id), "dagster/partition": str(account)}
-    run = create_run_for_test(
-        instance, job_name="google_drive_sync", status=dg.DagsterRunStatus.STARTED, tags=tags
-    )
-    with engine.begin() as conn:
-        start_job(conn, account_id=account, kind="drive_import", run_id=run.run_id, attempt=1, job_id=job_id)
+    _account, job_id, run = _job_held_by_a_started_run(instance, engine)
     instance.report_run_canceled(run)
 
     sensor = sensor_named(auto, "connector_run_cancellations")
