@@ -96,9 +96,9 @@ _UPDATED_ON_CONFLICT = tuple(
 
 
 @functools.cache
-def _upsert_statement(dialect_name: str) -> Any:
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    stmt = insert(connector_files)
+def _sqlite_upsert_statement() -> Any:
+    """The upsert for SQLite; Postgres takes the COPY path (``_copy_upsert_postgres``)."""
+    stmt = sqlite.insert(connector_files)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["account_id", "external_id"],
@@ -173,9 +173,7 @@ def upsert_files(
         if written and not dry_run:
             # One cached statement, many parameter sets: no 15,000-parameter statement is
             # compiled per page.
-            conn.execute(
-                _upsert_statement(conn.dialect.name), [{**r, "meta_json": r["meta"]} for r in written]
-            )
+            conn.execute(_sqlite_upsert_statement(), [{**r, "meta_json": r["meta"]} for r in written])
     return counts
 
 

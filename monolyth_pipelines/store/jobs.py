@@ -201,25 +201,6 @@ def finish_job(
     return result.rowcount == 1
 
 
-def pending_jobs(conn: sa.Connection, kinds: Sequence[str], limit: int = 1000) -> list[Job]:
-    rows = conn.execute(
-        sa.select(connector_jobs)
-        .where(connector_jobs.c.status == JobStatus.PENDING.value, connector_jobs.c.kind.in_(list(kinds)))
-        .order_by(connector_jobs.c.created_at)
-        .limit(limit)
-    )
-    return [Job(**row._mapping) for row in rows]
-
-
-def running_jobs(conn: sa.Connection, kinds: Sequence[str]) -> list[Job]:
-    rows = conn.execute(
-        sa.select(connector_jobs).where(
-            connector_jobs.c.status == JobStatus.RUNNING.value, connector_jobs.c.kind.in_(list(kinds))
-        )
-    )
-    return [Job(**row._mapping) for row in rows]
-
-
 def jobs_for_account(conn: sa.Connection, account_id: uuid.UUID) -> list[Job]:
     rows = conn.execute(
         sa.select(connector_jobs)
