@@ -106,6 +106,7 @@ class DriveSync(PagedSync):
                 supported_mimes=self.limits.supported_mime_types,
                 max_size=self.limits.max_file_size_bytes,
                 drop_shared_drives=not self.limits.include_shared_drives,
+                job_id=self.run.job_id,
             )
         self.counters.tombstoned.update(gone)
         return True
@@ -281,7 +282,12 @@ class DriveSync(PagedSync):
         def finish(conn: sa.Connection) -> None:
             if reconcile:
                 gone = files.tombstone_unseen(
-                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value, scope=scope
+                    conn,
+                    self.account_id,
+                    sweep_id,
+                    TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value,
+                    scope=scope,
+                    job_id=self.run.job_id,
                 )
                 if gone:
                     self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
@@ -340,7 +346,9 @@ class DriveSync(PagedSync):
 
         def write(conn: sa.Connection) -> None:
             self._write_records(conn, upserts)
-            self.counters.tombstoned.update(files.tombstone_files(conn, self.account_id, tombstones))
+            self.counters.tombstoned.update(
+                files.tombstone_files(conn, self.account_id, tombstones, job_id=self.run.job_id)
+            )
             files.record_sweep_seen(conn, self.account_id, sweep_id, unseen)
 
         self._commit_page(write)
@@ -458,11 +466,13 @@ class DriveSync(PagedSync):
 
         def extra(conn: sa.Connection) -> None:
             self.counters.tombstoned.update(
-                files.tombstone_files(conn, self.account_id, list(tombstones.values()))
+                files.tombstone_files(
+                    conn, self.account_id, list(tombstones.values()), job_id=self.run.job_id
+                )
             )
             for drive_id in drives_removed:
                 self.counters.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
-                    conn, self.account_id, drive_id, TombstoneReason.ACCESS_LOST.value
+                    conn, self.account_id, drive_id, TombstoneReason.ACCESS_LOST.value, job_id=self.run.job_id
                 )
             sync_state.advance_cursor(conn, self.account_id, corpus, cursor)
 

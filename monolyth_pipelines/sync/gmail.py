@@ -212,7 +212,11 @@ class GmailSync(PagedSync):
         def finish(conn: sa.Connection) -> None:
             if reconcile:
                 gone = files.tombstone_unseen(
-                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value
+                    conn,
+                    self.account_id,
+                    sweep_id,
+                    TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value,
+                    job_id=self.run.job_id,
                 )
                 if gone:
                     self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
@@ -338,7 +342,10 @@ class GmailSync(PagedSync):
         def finish(conn: sa.Connection) -> None:
             self.counters.tombstoned.update(
                 files.tombstone_files(
-                    conn, self.account_id, [Tombstone(m, TombstoneReason.DELETED) for m in deleted]
+                    conn,
+                    self.account_id,
+                    [Tombstone(m, TombstoneReason.DELETED) for m in deleted],
+                    job_id=self.run.job_id,
                 )
             )
             sync_state.advance_cursor(conn, self.account_id, CORPUS, after)
@@ -368,7 +375,9 @@ class GmailSync(PagedSync):
 
         def write(conn: sa.Connection) -> None:
             self._write_records(conn, records)
-            self.counters.tombstoned.update(files.tombstone_files(conn, self.account_id, tombstones))
+            self.counters.tombstoned.update(
+                files.tombstone_files(conn, self.account_id, tombstones, job_id=self.run.job_id)
+            )
             if extra is not None:
                 extra(conn, [r.external_id for r in records])
 

@@ -337,7 +337,9 @@ class PagedSync:
             self.run.heartbeat(conn)
 
     def _write_records(self, conn: sa.Connection, records: list[FileRecord]) -> files.UpsertCounts:
-        counts = files.upsert_files(conn, self.account_id, self.run.identity.provider, records)
+        counts = files.upsert_files(
+            conn, self.account_id, self.run.identity.provider, records, job_id=self.run.job_id
+        )
         self.counters.inserted += counts.inserted
         self.counters.updated += counts.updated
         self.counters.unchanged += counts.unchanged

@@ -35,7 +35,9 @@ EVENTS = (
 def upgrade() -> None:
     op.create_table(
         "connector_file_events",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("provider", sa.Text(), nullable=False),
         sa.Column("external_id", sa.Text(), nullable=False),
