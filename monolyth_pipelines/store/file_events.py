@@ -39,6 +39,20 @@ EVENT_COLUMNS = (
     "changes",
 )
 
+# How the live set moves: these kinds bring an item in, those take it out.
+CAME_EVENTS = frozenset(
+    {FileEventKind.ADDED.value, FileEventKind.RESTORED.value, FileEventKind.LABELLED.value}
+)
+LEFT_EVENTS = frozenset(
+    {
+        FileEventKind.TRASHED.value,
+        FileEventKind.DELETED.value,
+        FileEventKind.ACCESS_LOST.value,
+        FileEventKind.MOVED_OUT_OF_SCOPE.value,
+        FileEventKind.UNLABELLED.value,
+    }
+)
+
 _EVENT_FOR_REASON = {
     TombstoneReason.TRASHED: FileEventKind.TRASHED,
     TombstoneReason.DELETED: FileEventKind.DELETED,
