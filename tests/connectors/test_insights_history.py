@@ -255,3 +255,35 @@ def test_three_days_of_syncs_yield_the_expected_events_and_insights(
 
 
 OUTPUTS = (insights_sync_runs_daily, insights_account_usage_daily, insights_document_activity_daily)
+
+
+def test_a_run_that_dies_between_pages_leaves_events_and_files_consistent(
+    make_drive: Callable[[int], DriveHarness],
+) -> None:
+    drive = make_drive(2500)
+    # Page 1 of the listing commits; every later listing call fails until the run gives up.
+    drive.emulator.faults.script("drive.files.list", calls=range(2, 1000), status=500)
+    result, job = drive.sync()
+    assert not result.success and job.status == "failed"
+
+    def per_item() -> tuple[set[str], Counter[tuple[str, str]]]:
+        with drive.engine.connect() as conn:
+            e = connector_file_events
+            logged = Counter(
+                (row.external_id, row.event)
+                for row in conn.execute(
+                    sa.select(e.c.external_id, e.c.event).where(e.c.account_id == drive.account_id)
+                )
+            )
+        return set(drive.rows()), logged
+
+    rows, logged = per_item()
+    assert 0 < len(rows) < 2500
+    assert logged == Counter((external_id, "added") for external_id in rows)
+
+    drive.emulator.faults.clear()
+    result, job = drive.sync()
+    assert result.success, job.last_error
+    rows, logged = per_item()
+    # The resumed listing fetches page 1 again: unchanged rows log nothing the second time.
+    assert len(rows) > 1000 and logged == Counter((external_id, "added") for external_id in rows)
