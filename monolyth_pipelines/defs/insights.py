@@ -166,7 +166,6 @@ ASSET_CHECKS = [
 insights_job = dg.define_asset_job(
     "insights_job",
     selection=dg.AssetSelection.groups(GROUP),
-    partitions_def=insights_partitions,
     description="Rebuild one day (UTC) of the Insights tables, with their checks.",
 )
 
@@ -209,7 +208,7 @@ def materialize_days(
     days: list[date], *, instance: dg.DagsterInstance, database_url: str | None = None
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialise these partitions in this process, checks included (CLI, demo, tests)."""
-    job = definitions_with_resources(database_url).get_job_def(insights_job.name)
+    job = definitions_with_resources(database_url).resolve_job_def(insights_job.name)
     return [
         job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False)
         for day in days
@@ -217,4 +216,6 @@ def materialize_days(
 
 
 def definitions_with_resources(database_url: str | None = None) -> dg.Definitions:
-    return dg.Definitions.merge(definitions(), dg.Definitions(resources={"db": DatabaseResource(url=database_url)}))
+    return dg.Definitions.merge(
+        definitions(), dg.Definitions(resources={"db": DatabaseResource(url=database_url)})
+    )
