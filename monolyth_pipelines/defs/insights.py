@@ -210,7 +210,13 @@ def materialize_days(
     """Materialise these partitions in this process, checks included (CLI, demo, tests)."""
     job = definitions_with_resources(database_url).resolve_job_def(insights_job.name)
     return [
-        job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False)
+        job.execute_in_process(
+            partition_key=day.isoformat(),
+            instance=instance,
+            # Dagster's step-by-step console log is for debugging; callers print the outcome.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
         for day in days
     ]
 
