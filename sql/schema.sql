@@ -174,7 +174,11 @@ CREATE TABLE connector_jobs (
 
 CREATE INDEX ix_connector_jobs_account_id_created_at ON connector_jobs (account_id, created_at);
 
+CREATE INDEX ix_connector_jobs_finished_at ON connector_jobs (finished_at);
+
 CREATE INDEX ix_connector_jobs_kind_status_created_at ON connector_jobs (kind, status, created_at);
+
+CREATE INDEX ix_connector_jobs_started_at ON connector_jobs (started_at);
 
 CREATE INDEX ix_connector_jobs_status_created_at ON connector_jobs (status, created_at);
 

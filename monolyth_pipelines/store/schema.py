@@ -362,3 +362,7 @@ insights_document_activity_daily = sa.Table(
     sa.Index(None, "provider", "day"),
     sa.Index(None, "account_id", "external_id", "day"),
 )
+
+# Insights reads one day of runs by when they started and finished.
+sa.Index("ix_connector_jobs_started_at", connector_jobs.c.started_at)
+sa.Index("ix_connector_jobs_finished_at", connector_jobs.c.finished_at)

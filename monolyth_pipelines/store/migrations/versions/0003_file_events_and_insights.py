@@ -33,6 +33,8 @@ EVENTS = (
 
 
 def upgrade() -> None:
+    op.create_index(op.f("ix_connector_jobs_started_at"), "connector_jobs", ["started_at"], unique=False)
+    op.create_index(op.f("ix_connector_jobs_finished_at"), "connector_jobs", ["finished_at"], unique=False)
     op.create_table(
         "connector_file_events",
         sa.Column(
@@ -158,3 +160,5 @@ def downgrade() -> None:
     op.drop_table("insights_account_usage_daily")
     op.drop_table("insights_sync_runs_daily")
     op.drop_table("connector_file_events")
+    op.drop_index(op.f("ix_connector_jobs_finished_at"), table_name="connector_jobs")
+    op.drop_index(op.f("ix_connector_jobs_started_at"), table_name="connector_jobs")
