@@ -65,7 +65,7 @@ def generate_base(conn: sa.Connection, today: date) -> None:
         f"""
         CREATE TABLE bench_accounts AS
         SELECT g AS n, gen_random_uuid() AS id, gen_random_uuid() AS owner_id,
-               CASE WHEN g % 5 = 0 THEN 'gmail' ELSE 'google_drive' END AS provider
+               CASE WHEN mod(g, 5) = 0 THEN 'gmail' ELSE 'google_drive' END AS provider
         FROM generate_series(1, {ACCOUNTS}) g;
         INSERT INTO connector_accounts (id, owner_id, provider, status, created_at, updated_at)
         SELECT id, owner_id, provider, 'connected', '{today}'::date - 120, '{today}'::date - 120
@@ -76,8 +76,8 @@ def generate_base(conn: sa.Connection, today: date) -> None:
         SELECT gen_random_uuid(), a.id, a.provider, 'f' || f, 'Document ' || f, 'application/pdf',
                (random() * 5000000)::bigint, '{today}'::date - (random() * 400)::int, NULL, '{{}}',
                '{today}'::timestamptz - (random() * 90 || ' days')::interval, now(), 'x',
-               CASE WHEN f % 20 = 0 THEN now() - (random() * 30 || ' days')::interval END,
-               CASE WHEN f % 20 = 0 THEN 'trashed' END
+               CASE WHEN mod(f, 20) = 0 THEN now() - (random() * 30 || ' days')::interval END,
+               CASE WHEN mod(f, 20) = 0 THEN 'trashed' END
         FROM bench_accounts a, generate_series(1, {FILES_PER_ACCOUNT}) f;
         """
     )
@@ -100,7 +100,7 @@ def generate_days(conn: sa.Connection, first: date, last: date) -> None:
                t.started, t.started + (t.secs || ' seconds')::interval, 'bench'
         FROM generate_series('{first}'::date, '{last}'::date, interval '1 day') d
         CROSS JOIN generate_series(1, {JOBS_PER_DAY}) j
-        JOIN bench_accounts a ON a.n = 1 + (j - 1) % {ACCOUNTS}
+        JOIN bench_accounts a ON a.n = 1 + mod(j - 1, {ACCOUNTS})
         CROSS JOIN LATERAL (
             SELECT d + (random() * 86000 || ' seconds')::interval AS started,
                    1 + (random() * 300)::int AS secs, j AS _j
@@ -110,12 +110,12 @@ def generate_days(conn: sa.Connection, first: date, last: date) -> None:
         INSERT INTO connector_file_events (account_id, provider, external_id, job_id, event, reason,
                                            occurred_at, observed_at, changes)
         SELECT a.id, a.provider, 'f' || (1 + (random() * {FILES_PER_ACCOUNT - 1})::int), NULL,
-               (ARRAY['modified','modified','modified','renamed','added','trashed','restored'])[1 + e % 7],
+               (ARRAY['modified','modified','modified','renamed','added','trashed','restored'])[1 + mod(e, 7)],
                NULL, d + interval '1 hour', d + (random() * 86000 || ' seconds')::interval,
-               CASE WHEN e % 7 = 0 THEN '{{"size": {{"old": 10, "new": 20}}}}'::jsonb ELSE '{{}}'::jsonb END
+               CASE WHEN mod(e, 7) = 0 THEN '{{"size": {{"old": 10, "new": 20}}}}'::jsonb ELSE '{{}}'::jsonb END
         FROM generate_series('{first}'::date, '{last}'::date, interval '1 day') d
         CROSS JOIN generate_series(1, {EVENTS_PER_DAY}) e
-        JOIN bench_accounts a ON a.n = 1 + (e * 7919) % {ACCOUNTS};
+        JOIN bench_accounts a ON a.n = 1 + mod(e * 7919, {ACCOUNTS});
         """
     )
     conn.exec_driver_sql("ANALYZE connector_jobs; ANALYZE connector_file_events; ANALYZE connector_files")
@@ -309,8 +309,14 @@ def main() -> int:
     )
     parser.add_argument("--sync-files", type=int, default=20_000, help="Drive files per account in part 3")
     parser.add_argument("--skip-sync", action="store_true", help="leave out part 3 (the events' cost)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the script works")
     parser.add_argument("--rebuild-day", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global ACCOUNTS, FILES_PER_ACCOUNT, JOBS_PER_DAY, EVENTS_PER_DAY, RESULTS
+    if args.smoke:
+        ACCOUNTS, FILES_PER_ACCOUNT, JOBS_PER_DAY, EVENTS_PER_DAY = 20, 50, 22, 300
+        args.sync_files = min(args.sync_files, 300)
+        RESULTS = Path(tempfile.gettempdir()) / "insights-smoke.json"
     if args.rebuild_day:
         rebuild_here(args.database_url, date.fromisoformat(args.rebuild_day))
         return 0

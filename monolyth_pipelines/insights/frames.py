@@ -69,48 +69,13 @@ def job_facts(jobs: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
     return facts
 
 
-def live_at(live_now: pd.DataFrame, since: pd.DataFrame) -> pd.DataFrame:
-    """Live items and bytes per account at a past moment: today's figures, rewound through the
-    events observed since (``store.insights.events_since``).
-
-    An item's state then is the state before its first event since: not live if that event
-    brought it in, live otherwise; its size then is the "old" size of its first size change
-    since, else its current size. Exact for every day since events are recorded.
-    """
-    if since.empty:
-        return live_now[["account_id", "live_items", "live_bytes"]]
-    events = since.sort_values("id")
-    first = events.groupby(["account_id", "external_id"], sort=False).first()
-    sizes = events[events["changes"].map(lambda c: isinstance(c, dict) and "size" in c)]
-    old_size = (
-        sizes.groupby(["account_id", "external_id"], sort=False)["changes"]
-        .first()
-        .map(lambda c: c["size"]["old"])
-    )
-    items = pd.DataFrame(
-        {
-            "live_now": first["live_now"].fillna(False).astype(bool),
-            "live_then": ~first["event"].isin(CAME_EVENTS),
-            "size_now": first["current_size"].astype("Float64").fillna(0),
-        }
-    )
-    items["size_then"] = old_size.reindex(items.index).astype("Float64").fillna(items["size_now"])
-    items["items_delta"] = items["live_then"].astype(int) - items["live_now"].astype(int)
-    items["bytes_delta"] = items["size_then"].where(items["live_then"], 0) - items["size_now"].where(
-        items["live_now"], 0
-    )
-    delta = items.groupby(level="account_id")[["items_delta", "bytes_delta"]].sum()
-    out = live_now.set_index("account_id")[["live_items", "live_bytes"]].reindex(
-        live_now["account_id"].tolist() + [a for a in delta.index if a not in set(live_now["account_id"])]
-    )
-    out = out.fillna(0)
-    out["live_items"] = (out["live_items"] + delta["items_delta"].reindex(out.index).fillna(0)).astype(
-        "int64"
-    )
-    out["live_bytes"] = (out["live_bytes"] + delta["bytes_delta"].reindex(out.index).fillna(0)).astype(
-        "int64"
-    )
-    return out.rename_axis("account_id").reset_index()
+def live_at(live_now: pd.DataFrame, change_since: pd.DataFrame) -> pd.DataFrame:
+    """Live items and bytes per account at a past moment: today's figures plus how far they moved
+    since (``store.insights.live_change_since``)."""
+    out = live_now.merge(change_since, on="account_id", how="outer").fillna(0)
+    out["live_items"] = (out["live_items"] + out["items_delta"]).astype("int64")
+    out["live_bytes"] = (out["live_bytes"] + out["bytes_delta"]).astype("int64")
+    return out[["account_id", "live_items", "live_bytes"]]
 
 
 def sync_runs_daily(
@@ -182,12 +147,20 @@ def account_usage_daily(
     live_idx = live.set_index("account_id")
     out["live_items"] = live_idx["live_items"].reindex(out.index).fillna(0)
     out["live_bytes"] = live_idx["live_bytes"].reindex(out.index).fillna(0)
-    kinds = events.groupby("account_id")["event"]
-    for column, wanted in (("items_added", ADDED), ("items_modified", MODIFIED), ("items_removed", REMOVED)):
-        counted = (
-            kinds.apply(lambda s, wanted=wanted: int(s.isin(wanted).sum())) if not events.empty else None
+    kinds = (
+        pd.DataFrame(
+            {
+                "account_id": events.get("account_id", pd.Series(dtype=object)),
+                "items_added": events.get("event", pd.Series(dtype=object)).isin(ADDED),
+                "items_modified": events.get("event", pd.Series(dtype=object)).isin(MODIFIED),
+                "items_removed": events.get("event", pd.Series(dtype=object)).isin(REMOVED),
+            }
         )
-        out[column] = counted.reindex(out.index).fillna(0) if counted is not None else 0
+        .groupby("account_id")[["items_added", "items_modified", "items_removed"]]
+        .sum()
+    )
+    for column in ("items_added", "items_modified", "items_removed"):
+        out[column] = kinds[column].reindex(out.index).fillna(0)
     out["vault_imports"] = vault.reindex(out.index).fillna(0)
     success = last_success.set_index("account_id")["last_success_at"].reindex(out.index)
     minutes = (pd.Timestamp(as_of) - pd.to_datetime(success, utc=True)).dt.total_seconds() // 60
@@ -214,9 +187,12 @@ def document_activity_daily(events: pd.DataFrame, day: date, built_at: datetime)
         first_seen_at=("first_seen_at", "first"),
         last_modified_at=("last_modified_at", "first"),
     )
-    out["events"] = grouped["event"].agg(
-        lambda s: {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
-    )
+    by_kind: dict[tuple[Any, Any], dict[str, int]] = {}
+    for (account_id, external_id, event), n in (
+        events.groupby(["account_id", "external_id", "event"]).size().items()
+    ):
+        by_kind.setdefault((account_id, external_id), {})[str(event)] = int(n)
+    out["events"] = [by_kind[key] for key in out.index]
     out["day"] = day
     out["built_at"] = built_at
     return out.reset_index()[[c.name for c in insights_document_activity_daily.c]]

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from monolyth_pipelines.store.file_events import CAME_EVENTS
 from monolyth_pipelines.store.schema import (
     JobStatus,
     connector_accounts,
@@ -117,24 +118,56 @@ def live_now_by_account(conn: sa.Connection) -> pd.DataFrame:
     return _frame(conn.execute(query))
 
 
-def events_since(conn: sa.Connection, since: datetime) -> pd.DataFrame:
-    """Events observed at or after ``since``, with their item's current size and liveness: what
-    it takes to rewind today's live set to ``since``."""
+def live_change_since(conn: sa.Connection, since: datetime) -> pd.DataFrame:
+    """Per account: how far today's live items and bytes are from what they were at ``since``.
+
+    Rewinds through the events observed since: an item's state then is the one before its first
+    event since (not live if that event brought it in, live otherwise), its size then the "old"
+    size of its first size change since, else its current size. Set-based: old days read many
+    events, so they are reduced here, never carried into Python.
+    """
     f, e = connector_files, connector_file_events
+    key = (e.c.account_id, e.c.external_id)
+    window = sa.func.row_number().over(partition_by=key, order_by=e.c.id)
+    first = (
+        sa.select(*key, e.c.event, window.label("n")).where(e.c.observed_at >= since).subquery("first_event")
+    )
+    old_size = e.c.changes[("size", "old")].as_integer()
+    new_size = e.c.changes[("size", "new")].as_integer()
+    sized = (
+        sa.select(*key, old_size.label("old_size"), window.label("n"))
+        .where(e.c.observed_at >= since, sa.or_(old_size.is_not(None), new_size.is_not(None)))
+        .subquery("first_size")
+    )
+    live_then = sa.case((first.c.event.in_(sorted(CAME_EVENTS)), 0), else_=1)
+    live_now = sa.case((sa.and_(f.c.id.is_not(None), f.c.deleted_at.is_(None)), 1), else_=0)
+    size_then = sa.case(
+        (sized.c.account_id.is_not(None), sa.func.coalesce(sized.c.old_size, 0)),
+        else_=sa.func.coalesce(f.c.size, 0),
+    )
+    size_now = sa.func.coalesce(f.c.size, 0)
     query = (
         sa.select(
-            e.c.id,
-            e.c.account_id,
-            e.c.external_id,
-            e.c.event,
-            e.c.changes,
-            f.c.size.label("current_size"),
-            f.c.deleted_at.is_(None).label("live_now"),
+            first.c.account_id,
+            sa.cast(sa.func.sum(live_then - live_now), sa.BigInteger).label("items_delta"),
+            sa.cast(sa.func.sum(live_then * size_then - live_now * size_now), sa.BigInteger).label(
+                "bytes_delta"
+            ),
         )
         .select_from(
-            e.outerjoin(f, sa.and_(f.c.account_id == e.c.account_id, f.c.external_id == e.c.external_id))
+            first.outerjoin(
+                f, sa.and_(f.c.account_id == first.c.account_id, f.c.external_id == first.c.external_id)
+            ).outerjoin(
+                sized,
+                sa.and_(
+                    sized.c.account_id == first.c.account_id,
+                    sized.c.external_id == first.c.external_id,
+                    sized.c.n == 1,
+                ),
+            )
         )
-        .where(e.c.observed_at >= since)
+        .where(first.c.n == 1)
+        .group_by(first.c.account_id)
     )
     return _frame(conn.execute(query))
 
