@@ -19,6 +19,23 @@ CREATE INDEX ix_connector_accounts_owner_id ON connector_accounts (owner_id);
 
 CREATE INDEX ix_connector_accounts_provider_status ON connector_accounts (provider, status);
 
+CREATE TABLE connector_file_events (
+    id BIGSERIAL NOT NULL,
+    account_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    job_id UUID,
+    event TEXT NOT NULL,
+    reason TEXT,
+    occurred_at TIMESTAMP WITH TIME ZONE,
+    observed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    changes JSONB NOT NULL,
+    CONSTRAINT pk_connector_file_events PRIMARY KEY (id),
+    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled'))
+);
+
+CREATE INDEX ix_connector_file_events_observed_at ON connector_file_events USING brin (observed_at);
+
 CREATE TABLE insights_account_usage_daily (
     day DATE NOT NULL,
     account_id UUID NOT NULL,
@@ -104,26 +121,6 @@ CREATE INDEX ix_activity_log_event_created_at ON activity_log (event, created_at
 CREATE INDEX ix_activity_log_provider_created_at ON activity_log (provider, created_at);
 
 CREATE INDEX ix_activity_log_run_id ON activity_log (run_id);
-
-CREATE TABLE connector_file_events (
-    id BIGSERIAL NOT NULL,
-    account_id UUID NOT NULL,
-    provider TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    job_id UUID,
-    event TEXT NOT NULL,
-    reason TEXT,
-    occurred_at TIMESTAMP WITH TIME ZONE,
-    observed_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    changes JSONB NOT NULL,
-    CONSTRAINT pk_connector_file_events PRIMARY KEY (id),
-    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled')),
-    CONSTRAINT fk_connector_file_events_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
-);
-
-CREATE INDEX ix_connector_file_events_account_id_external_id ON connector_file_events (account_id, external_id);
-
-CREATE INDEX ix_connector_file_events_observed_at ON connector_file_events (observed_at);
 
 CREATE TABLE connector_files (
     id UUID DEFAULT gen_random_uuid() NOT NULL,

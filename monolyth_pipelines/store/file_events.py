@@ -72,8 +72,14 @@ def event_for_tombstone(reason: str) -> FileEventKind:
 
 
 def iso(value: datetime | None) -> str | None:
-    """The one text form of a time inside ``changes``; Postgres renders the same (``_PG_ISO``)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+    """The one text form of a time inside ``changes``: UTC, ISO 8601 without an offset, fraction
+    without trailing zeros; exactly what Postgres's to_jsonb renders (``_PG_ISO``), which is far
+    cheaper per row than to_char."""
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction
 
 
 def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,13 +128,15 @@ def insert_events(conn: sa.Connection, events: Sequence[dict[str, Any]]) -> None
         conn.execute(connector_file_events.insert(), list(events))
 
 
-_PG_ISO = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_PG_ISO = "to_jsonb({} AT TIME ZONE 'UTC')"
 
 
-def _pg_change(name: str, old: str, new: str) -> str:
+def _pg_change(name: str, old: str, new: str, render: str = "{}") -> str:
+    """``{"name": {"old": .., "new": ..}}`` when the column changed, else ``{}``."""
+    before, after = render.format(old), render.format(new)
     return (
         f"CASE WHEN {old} IS DISTINCT FROM {new} THEN jsonb_build_object('{name}', "
-        f"jsonb_build_object('old', {old}, 'new', {new})) ELSE '{{}}'::jsonb END"
+        f"jsonb_build_object('old', {before}, 'new', {after})) ELSE '{{}}'::jsonb END"
     )
 
 
@@ -143,7 +151,7 @@ def pg_upsert_with_events(cols: str, updates: str) -> str:
         (
             _pg_change("title", "o.title", "w.title"),
             _pg_change("size", "o.size", "w.size"),
-            _pg_change("modified_at", _PG_ISO.format("o.modified_at"), _PG_ISO.format("w.modified_at")),
+            _pg_change("modified_at", "o.modified_at", "w.modified_at", _PG_ISO),
         )
     )
     return f"""

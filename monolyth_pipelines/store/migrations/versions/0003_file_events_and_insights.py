@@ -53,22 +53,14 @@ def upgrade() -> None:
             "event IN (" + ", ".join(f"'{e}'" for e in EVENTS) + ")",
             name=op.f("ck_connector_file_events_event"),
         ),
-        sa.ForeignKeyConstraint(
-            ["account_id"],
-            ["connector_accounts.id"],
-            name=op.f("fk_connector_file_events_account_id_connector_accounts"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connector_file_events")),
     )
     op.create_index(
-        op.f("ix_connector_file_events_observed_at"), "connector_file_events", ["observed_at"], unique=False
-    )
-    op.create_index(
-        op.f("ix_connector_file_events_account_id_external_id"),
+        op.f("ix_connector_file_events_observed_at"),
         "connector_file_events",
-        ["account_id", "external_id"],
+        ["observed_at"],
         unique=False,
+        postgresql_using="brin",
     )
 
     op.create_table(
