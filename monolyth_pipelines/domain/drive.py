@@ -307,3 +307,20 @@ def decide_lookup(
     if file is not None and (status_code is None or 200 <= status_code < 300):
         return _decide_file({**file, "id": file.get("id") or file_id}, limits)
     return _decide_removed(file_id, prior, allow_lookup=False)
+
+
+def corpus_args(drive_id: str | None, *, for_changes: bool = False) -> dict[str, Any]:
+    """One corpus per token: My Drive alone, or one shared drive alone, never both in one feed.
+
+    Shared-drive items reach the user's feed only with includeItemsFromAllDrives, which stays
+    off there: with shared drives on nothing is counted twice, and off, nothing leaks in.
+    """
+    if drive_id:
+        args: dict[str, Any] = {
+            "driveId": drive_id,
+            "includeItemsFromAllDrives": True,
+            "supportsAllDrives": True,
+        }
+        return args if for_changes else {**args, "corpora": "drive"}
+    args = {"supportsAllDrives": True, "includeItemsFromAllDrives": False}
+    return args if for_changes else {**args, "corpora": "user"}

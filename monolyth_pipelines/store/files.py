@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
+from monolyth_pipelines.store import dialect
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen
 from monolyth_pipelines.store.timeutil import utcnow
@@ -32,10 +33,6 @@ class UpsertCounts:
     unchanged: int = 0
     restored: int = 0  # updated rows that had been tombstoned
     written_ids: list[str] = field(default_factory=list)
-
-    @property
-    def written(self) -> int:
-        return self.inserted + self.updated
 
     def add(self, other: UpsertCounts) -> None:
         self.inserted += other.inserted
@@ -83,10 +80,6 @@ def _validate(records: Sequence[FileRecord]) -> None:
 def _chunks(seq: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
-
-
-def _insert_for(conn: sa.Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 # Every column but the row's identity and birth: what an upsert may change.
@@ -308,7 +301,7 @@ def record_sweep_seen(
     if not external_ids:
         return
     for chunk in _chunks(list(dict.fromkeys(external_ids))):
-        stmt = _insert_for(conn)(connector_sweep_seen).values(
+        stmt = dialect.insert(conn, connector_sweep_seen).values(
             [{"sweep_id": sweep_id, "external_id": e, "account_id": account_id} for e in chunk]
         )
         conn.execute(stmt.on_conflict_do_nothing())
