@@ -166,6 +166,7 @@ class SyncRun:
                 attempt=ident.attempt,
                 job_id=ident.job_id,
                 meta=self.meta(),
+                current=before,
             )
             # A step retry re-enters with the row already running for this run: one started event per job.
             if not ours:
