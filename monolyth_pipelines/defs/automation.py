@@ -34,6 +34,7 @@ TRIGGER_SYNC_NOW = "sync_now"
 TRIGGER_FIRST_SYNC = "first_sync"
 TRIGGER_SCHEDULE = "schedule"
 
+
 @dataclass(frozen=True)
 class Cadence:
     cron: str
