@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -69,18 +69,10 @@ class Sweep:
     resumed: bool = False
     scope: sa.ColumnElement[bool] | None = None  # the rows this corpus owns (reconcile, warnings)
     seen_at_start: int = 0
-    warnings: list[str] = field(default_factory=list)
 
-    def page(
-        self,
-        records: Sequence[FileRecord],
-        tombstones: Sequence[Tombstone] = (),
-        next_token: str | None = None,
-    ) -> PageWrite:
-        """A page of this sweep's listing; with ``next_token``, where the listing resumes.
-
-        Only a reconciling sweep notes what it saw: the others tombstone nothing at the end.
-        """
+    def page(self, records: Sequence[FileRecord], tombstones: Sequence[Tombstone] = ()) -> PageWrite:
+        """Rows this sweep stored. Only a reconciling sweep notes what it saw: the others
+        tombstone nothing at the end."""
         return PageWrite(
             records=records,
             tombstones=tombstones,
@@ -89,6 +81,7 @@ class Sweep:
         )
 
     def listing_page(self, records: Sequence[FileRecord], next_token: str | None) -> PageWrite:
+        """A listing page and where the listing resumes (None: it ended)."""
         page = self.page(records)
         page.position = SweepPage(self.corpus, next_token)
         return page

@@ -204,8 +204,15 @@ class SyncRun:
     # --- pages ------------------------------------------------------------------------------------
     def commit_pages(self, pages: Iterable[PageWrite]) -> None:
         """Drive a fetch loop: each page it yields is committed before it fetches the next."""
-        for page in pages:
-            self.commit_page(page)
+        iterator = iter(pages)
+        try:
+            for page in iterator:
+                self.commit_page(page)
+        finally:
+            # On a failed commit the loop stops now (its prefetch thread too), not when collected.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     def commit_page(self, page: PageWrite) -> None:
         """The one place a page is written: its rows, tombstones, sweep ids and position, a
