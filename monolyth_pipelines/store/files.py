@@ -119,10 +119,8 @@ def upsert_files(
     Validates the whole batch first, so a bad row writes nothing. Per chunk of rows: on Postgres
     a COPY and one INSERT .. SELECT .. ON CONFLICT that also reports what it wrote; on SQLite one
     SELECT and one executemany. Never a statement per row. ``dry_run`` only reports what would be
-    written (e.g. to fetch content for exactly those rows before committing them). Every row
-    written gets its connector_file_events row (``job_id``: the run that wrote it) in the same
-    transaction.
-    """
+    written (e.g. to fetch content for exactly those rows before committing them). Each row
+    written gets its connector_file_events row (``job_id``: the run's job) in the same transaction."""
     _validate(records)
     # A page can name the same item twice (Drive changes); the last word wins.
     by_id = {record.external_id: record for record in records}
@@ -239,9 +237,8 @@ def _copy_upsert_postgres(
     COPY is Postgres's bulk path: a page costs one round trip for the data and one statement,
     instead of a bound statement per row. The statement returns the rows it wrote (xmax = 0 marks
     an insert). Which updates revive a tombstone is asked only when the account has tombstones:
-    that lookup doubled the cost of a page on the first sync, where there are none. With events
-    on, one statement reads the old rows, upserts and logs the events (``pg_upsert_with_events``).
-    """
+    that lookup doubled the cost of a page on the first sync, where there are none. With events,
+    ``pg_upsert_with_events`` reads the old rows, upserts and logs in one statement."""
     # Without "id": the staging table's default (gen_random_uuid()) makes them server-side.
     copied = tuple(c for c in _COLUMNS if c != "id")
     cols = ", ".join(copied)
@@ -260,43 +257,35 @@ def _copy_upsert_postgres(
                 file_events.pg_upsert_with_events(cols, updates),
                 {"account_id": rows[0]["account_id"], "job_id": job_id, "now": now},
             )
-            logged = cursor.fetchall()
-            cursor.execute("DELETE FROM monolyth_files_stage")
-            inserted = sum(1 for _, is_new, _ in logged if is_new)
-            return UpsertCounts(
-                inserted=inserted,
-                updated=len(logged) - inserted,
-                unchanged=len(rows) - len(logged),
-                restored=sum(1 for _, is_new, revived in logged if revived and not is_new),
-                written_ids=[external_id for external_id, _, _ in logged],
-            )
-        revived: set[str] = set()
-        if has_tombstones:
+            written = cursor.fetchall()
+        else:
+            revived: set[str] = set()
+            if has_tombstones:
+                cursor.execute(
+                    "SELECT f.external_id FROM connector_files f "
+                    "WHERE f.account_id = %s AND f.deleted_at IS NOT NULL "
+                    "AND f.external_id IN (SELECT external_id FROM monolyth_files_stage)",
+                    (rows[0]["account_id"],),
+                )
+                revived = {external_id for (external_id,) in cursor.fetchall()}
             cursor.execute(
-                "SELECT f.external_id FROM connector_files f "
-                "WHERE f.account_id = %s AND f.deleted_at IS NOT NULL "
-                "AND f.external_id IN (SELECT external_id FROM monolyth_files_stage)",
-                (rows[0]["account_id"],),
+                f"INSERT INTO connector_files (id, {cols}) SELECT id, {cols} FROM monolyth_files_stage"
+                f" ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}"
+                " WHERE connector_files.content_hash <> EXCLUDED.content_hash"
+                " OR connector_files.deleted_at IS NOT NULL"
+                " RETURNING external_id, (xmax = 0) AS inserted"
             )
-            revived = {external_id for (external_id,) in cursor.fetchall()}
-        cursor.execute(
-            f"INSERT INTO connector_files (id, {cols}) SELECT id, {cols} FROM monolyth_files_stage"
-            f" ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}"
-            " WHERE connector_files.content_hash <> EXCLUDED.content_hash"
-            " OR connector_files.deleted_at IS NOT NULL"
-            " RETURNING external_id, (xmax = 0) AS inserted"
-        )
-        written = cursor.fetchall()
+            written = [(external_id, new, external_id in revived) for external_id, new in cursor.fetchall()]
         cursor.execute("DELETE FROM monolyth_files_stage")
     finally:
         cursor.close()
-    inserted = sum(1 for _, is_new in written if is_new)
+    inserted = sum(1 for _, is_new, _ in written if is_new)
     return UpsertCounts(
         inserted=inserted,
         updated=len(written) - inserted,
         unchanged=len(rows) - len(written),
-        restored=sum(1 for external_id, is_new in written if not is_new and external_id in revived),
-        written_ids=[external_id for external_id, _ in written],
+        restored=sum(1 for _, is_new, revived in written if revived and not is_new),
+        written_ids=[external_id for external_id, _, _ in written],
     )
 
 
