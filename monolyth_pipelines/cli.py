@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     from monolyth_pipelines.emulator.cli import add_emulator_commands
 
     add_emulator_commands(commands)
+    from monolyth_pipelines.insights.cli import add_insights_commands
+
+    add_insights_commands(commands)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from monolyth_pipelines.defs import automation
+from monolyth_pipelines.defs import automation, insights
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 
 
@@ -15,13 +15,14 @@ def build_definitions() -> dg.Definitions:
     # (enabled_automations() lists local_run.assets_by_provider(), which checks the flag).
     auto = automation.build_automation(automation.enabled_automations())
     # -----------------------------------------------------------------------------------------------
-    return dg.Definitions(
+    connectors = dg.Definitions(
         assets=[a.asset for a in auto.automations],
         jobs=auto.jobs,
         sensors=auto.sensors,
         schedules=auto.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},
     )
+    return dg.Definitions.merge(connectors, insights.definitions())
 
 
 defs = build_definitions()

@@ -2,7 +2,8 @@
 
 Starts the emulator in this process on a free port, adds an account through the library function
 ``accounts add`` uses (``actions.connect_account``), syncs it twice through Dagster (a full sync,
-then an incremental one after a few edits in the emulated Drive) and prints what landed in the tables.
+then an incremental one after a few edits in the emulated Drive) and prints what landed in the tables;
+then builds the Insights tables through Dagster and prints them.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def run_demo(files: int = 2000) -> int:
         if not _sync(engine, account_id):
             return 1
     _summarise(engine, account_id)
-    return 0
+    from monolyth_pipelines.insights.cli import build_and_show
+
+    print("\n$ monolyth-connectors insights build --since <6 days ago> && monolyth-connectors insights show")
+    return 0 if build_and_show(settings.database_url(), days=7) else 1
 
 
 def _summarise(engine: sa.Engine, account_id: uuid.UUID) -> None:

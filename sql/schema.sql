@@ -19,6 +19,88 @@ CREATE INDEX ix_connector_accounts_owner_id ON connector_accounts (owner_id);
 
 CREATE INDEX ix_connector_accounts_provider_status ON connector_accounts (provider, status);
 
+CREATE TABLE connector_file_events (
+    id BIGSERIAL NOT NULL,
+    account_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    job_id UUID,
+    event TEXT NOT NULL,
+    reason TEXT,
+    occurred_at TIMESTAMP WITH TIME ZONE,
+    observed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    changes JSONB NOT NULL,
+    CONSTRAINT pk_connector_file_events PRIMARY KEY (id),
+    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled'))
+);
+
+CREATE INDEX ix_connector_file_events_observed_at ON connector_file_events USING brin (observed_at);
+
+CREATE TABLE insights_account_usage_daily (
+    day DATE NOT NULL,
+    account_id UUID NOT NULL,
+    owner_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    runs_started INTEGER NOT NULL,
+    runs_completed INTEGER NOT NULL,
+    runs_failed INTEGER NOT NULL,
+    live_items BIGINT NOT NULL,
+    live_bytes BIGINT NOT NULL,
+    items_added BIGINT NOT NULL,
+    items_modified BIGINT NOT NULL,
+    items_removed BIGINT NOT NULL,
+    vault_imports BIGINT NOT NULL,
+    minutes_since_success BIGINT,
+    built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_insights_account_usage_daily PRIMARY KEY (day, account_id)
+);
+
+CREATE INDEX ix_insights_account_usage_daily_account_id_day ON insights_account_usage_daily (account_id, day);
+
+CREATE INDEX ix_insights_account_usage_daily_provider_day ON insights_account_usage_daily (provider, day);
+
+CREATE TABLE insights_document_activity_daily (
+    day DATE NOT NULL,
+    account_id UUID NOT NULL,
+    external_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    title TEXT,
+    mime TEXT,
+    changes INTEGER NOT NULL,
+    events JSONB NOT NULL,
+    first_seen_at TIMESTAMP WITH TIME ZONE,
+    last_modified_at TIMESTAMP WITH TIME ZONE,
+    built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_insights_document_activity_daily PRIMARY KEY (day, account_id, external_id)
+);
+
+CREATE INDEX ix_insights_document_activity_daily_account_id_external_id_day ON insights_document_activity_daily (account_id, external_id, day);
+
+CREATE INDEX ix_insights_document_activity_daily_provider_day ON insights_document_activity_daily (provider, day);
+
+CREATE TABLE insights_sync_runs_daily (
+    day DATE NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    runs_started INTEGER NOT NULL,
+    runs_completed INTEGER NOT NULL,
+    runs_failed INTEGER NOT NULL,
+    failure_rate FLOAT,
+    duration_p50_ms BIGINT,
+    duration_p95_ms BIGINT,
+    duration_max_ms BIGINT,
+    items_seen BIGINT NOT NULL,
+    items_inserted BIGINT NOT NULL,
+    items_updated BIGINT NOT NULL,
+    items_tombstoned BIGINT NOT NULL,
+    api_calls BIGINT NOT NULL,
+    failures_by_code JSONB NOT NULL,
+    built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_insights_sync_runs_daily PRIMARY KEY (day, provider, kind)
+);
+
+CREATE INDEX ix_insights_sync_runs_daily_provider_day ON insights_sync_runs_daily (provider, day);
+
 CREATE TABLE activity_log (
     id UUID DEFAULT gen_random_uuid() NOT NULL,
     event TEXT NOT NULL,
@@ -89,7 +171,11 @@ CREATE TABLE connector_jobs (
 
 CREATE INDEX ix_connector_jobs_account_id_created_at ON connector_jobs (account_id, created_at);
 
+CREATE INDEX ix_connector_jobs_finished_at ON connector_jobs (finished_at);
+
 CREATE INDEX ix_connector_jobs_kind_status_created_at ON connector_jobs (kind, status, created_at);
+
+CREATE INDEX ix_connector_jobs_started_at ON connector_jobs (started_at);
 
 CREATE INDEX ix_connector_jobs_status_created_at ON connector_jobs (status, created_at);
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
-from monolyth_pipelines.store import dialect
+from monolyth_pipelines.store import dialect, file_events
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.file_queries import (  # noqa: F401  (their home before file_queries)
     CHUNK,
@@ -112,14 +112,15 @@ def upsert_files(
     records: Sequence[FileRecord],
     *,
     dry_run: bool = False,
+    job_id: uuid.UUID | None = None,
 ) -> UpsertCounts:
     """Insert new rows, update changed or tombstoned ones, leave the rest untouched.
 
     Validates the whole batch first, so a bad row writes nothing. Per chunk of rows: on Postgres
     a COPY and one INSERT .. SELECT .. ON CONFLICT that also reports what it wrote; on SQLite one
     SELECT and one executemany. Never a statement per row. ``dry_run`` only reports what would be
-    written (e.g. to fetch content for exactly those rows before committing them).
-    """
+    written (e.g. to fetch content for exactly those rows before committing them). Each row
+    written gets its connector_file_events row (``job_id``: the run's job) in the same transaction."""
     _validate(records)
     # A page can name the same item twice (Drive changes); the last word wins.
     by_id = {record.external_id: record for record in records}
@@ -136,15 +137,19 @@ def upsert_files(
     for chunk in _chunks(list(by_id.values())):
         rows = [_row(account_id, provider, record, now) for record in chunk]
         if conn.dialect.name == "postgresql" and not dry_run:
-            counts.add(_copy_upsert_postgres(conn, rows, has_tombstones))
+            counts.add(_copy_upsert_postgres(conn, rows, has_tombstones, job_id, now))
             continue
         existing = {
-            row.external_id: (row.content_hash, row.deleted_at)
+            row.external_id: row._mapping
             for row in conn.execute(
                 sa.select(
                     connector_files.c.external_id,
                     connector_files.c.content_hash,
                     connector_files.c.deleted_at,
+                    connector_files.c.deleted_reason,
+                    connector_files.c.title,
+                    connector_files.c.size,
+                    connector_files.c.modified_at,
                 ).where(
                     connector_files.c.account_id == account_id,
                     connector_files.c.external_id.in_([r["external_id"] for r in rows]),
@@ -156,9 +161,9 @@ def upsert_files(
             before = existing.get(row["external_id"])
             if before is None:
                 counts.inserted += 1
-            elif before[0] != row["content_hash"] or before[1] is not None:
+            elif before["content_hash"] != row["content_hash"] or before["deleted_at"] is not None:
                 counts.updated += 1
-                counts.restored += before[1] is not None
+                counts.restored += before["deleted_at"] is not None
             else:
                 counts.unchanged += 1
                 continue
@@ -168,6 +173,10 @@ def upsert_files(
             # One cached statement, many parameter sets: no 15,000-parameter statement is
             # compiled per page.
             conn.execute(_sqlite_upsert_statement(), [{**r, "meta_json": r["meta"]} for r in written])
+            file_events.insert_events(
+                conn,
+                [file_events.upsert_event(existing.get(r["external_id"]), r, job_id, now) for r in written],
+            )
     return counts
 
 
@@ -217,15 +226,19 @@ _COLUMNS = tuple(c.name for c in connector_files.c)
 
 
 def _copy_upsert_postgres(
-    conn: sa.Connection, rows: list[dict[str, Any]], has_tombstones: bool
+    conn: sa.Connection,
+    rows: list[dict[str, Any]],
+    has_tombstones: bool,
+    job_id: uuid.UUID | None,
+    now: datetime,
 ) -> UpsertCounts:
     """COPY the rows into a session-local staging table, then one INSERT .. SELECT .. ON CONFLICT.
 
     COPY is Postgres's bulk path: a page costs one round trip for the data and one statement,
     instead of a bound statement per row. The statement returns the rows it wrote (xmax = 0 marks
     an insert). Which updates revive a tombstone is asked only when the account has tombstones:
-    that lookup doubled the cost of a page on the first sync, where there are none.
-    """
+    that lookup doubled the cost of a page on the first sync, where there are none. With events,
+    ``pg_upsert_with_events`` reads the old rows, upserts and logs in one statement."""
     # Without "id": the staging table's default (gen_random_uuid()) makes them server-side.
     copied = tuple(c for c in _COLUMNS if c != "id")
     cols = ", ".join(copied)
@@ -239,40 +252,52 @@ def _copy_upsert_postgres(
         with cursor.copy(f"COPY monolyth_files_stage ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[c] for c in copied])
-        revived: set[str] = set()
-        if has_tombstones:
+        if file_events.RECORDING:
             cursor.execute(
-                "SELECT f.external_id FROM connector_files f "
-                "WHERE f.account_id = %s AND f.deleted_at IS NOT NULL "
-                "AND f.external_id IN (SELECT external_id FROM monolyth_files_stage)",
-                (rows[0]["account_id"],),
+                file_events.pg_upsert_with_events(cols, updates),
+                {"account_id": rows[0]["account_id"], "job_id": job_id, "now": now},
             )
-            revived = {external_id for (external_id,) in cursor.fetchall()}
-        cursor.execute(
-            f"INSERT INTO connector_files (id, {cols}) SELECT id, {cols} FROM monolyth_files_stage"
-            f" ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}"
-            " WHERE connector_files.content_hash <> EXCLUDED.content_hash"
-            " OR connector_files.deleted_at IS NOT NULL"
-            " RETURNING external_id, (xmax = 0) AS inserted"
-        )
-        written = cursor.fetchall()
+            written = cursor.fetchall()
+        else:
+            revived: set[str] = set()
+            if has_tombstones:
+                cursor.execute(
+                    "SELECT f.external_id FROM connector_files f "
+                    "WHERE f.account_id = %s AND f.deleted_at IS NOT NULL "
+                    "AND f.external_id IN (SELECT external_id FROM monolyth_files_stage)",
+                    (rows[0]["account_id"],),
+                )
+                revived = {external_id for (external_id,) in cursor.fetchall()}
+            cursor.execute(
+                f"INSERT INTO connector_files (id, {cols}) SELECT id, {cols} FROM monolyth_files_stage"
+                f" ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}"
+                " WHERE connector_files.content_hash <> EXCLUDED.content_hash"
+                " OR connector_files.deleted_at IS NOT NULL"
+                " RETURNING external_id, (xmax = 0) AS inserted"
+            )
+            written = [(external_id, new, external_id in revived) for external_id, new in cursor.fetchall()]
         cursor.execute("DELETE FROM monolyth_files_stage")
     finally:
         cursor.close()
-    inserted = sum(1 for _, is_new in written if is_new)
+    inserted = sum(1 for _, is_new, _ in written if is_new)
     return UpsertCounts(
         inserted=inserted,
         updated=len(written) - inserted,
         unchanged=len(rows) - len(written),
-        restored=sum(1 for external_id, is_new in written if not is_new and external_id in revived),
-        written_ids=[external_id for external_id, _ in written],
+        restored=sum(1 for _, is_new, revived in written if revived and not is_new),
+        written_ids=[external_id for external_id, _, _ in written],
     )
 
 
 def tombstone_files(
-    conn: sa.Connection, account_id: uuid.UUID, tombstones: Sequence[Tombstone], at: datetime | None = None
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    tombstones: Sequence[Tombstone],
+    at: datetime | None = None,
+    *,
+    job_id: uuid.UUID | None = None,
 ) -> Counter[str]:
-    """Mark live rows as gone, with why and when; returns rows marked per reason.
+    """Mark live rows as gone, with why and when, each with its event; returns rows marked per reason.
 
     Rows already tombstoned keep their first reason, and ids never stored are ignored.
     """
@@ -283,16 +308,12 @@ def tombstone_files(
         by_reason.setdefault(tombstone.reason.value, []).append(tombstone.external_id)
     for reason, ids in by_reason.items():
         for chunk in _chunks(ids):
-            result = conn.execute(
-                connector_files.update()
-                .where(
-                    connector_files.c.account_id == account_id,
-                    connector_files.c.external_id.in_(chunk),
-                    connector_files.c.deleted_at.is_(None),
-                )
-                .values(deleted_at=at, deleted_reason=reason, updated_at=at)
-            )
-            marked[reason] += result.rowcount
+            where = [
+                connector_files.c.account_id == account_id,
+                connector_files.c.external_id.in_(chunk),
+                connector_files.c.deleted_at.is_(None),
+            ]
+            marked[reason] += file_events.tombstone_where(conn, where, reason, at, job_id)
     return +marked
 
 
@@ -315,6 +336,8 @@ def tombstone_unseen(
     reason: str,
     at: datetime | None = None,
     scope: sa.ColumnElement[bool] | None = None,
+    *,
+    job_id: uuid.UUID | None = None,
 ) -> int:
     """After a reconciling full sweep: tombstone every live row in ``scope`` the sweep did not see."""
     at = at or utcnow()
@@ -326,11 +349,9 @@ def tombstone_unseen(
     ]
     if scope is not None:
         where.append(scope)
-    result = conn.execute(
-        connector_files.update().where(*where).values(deleted_at=at, deleted_reason=reason, updated_at=at)
-    )
+    gone = file_events.tombstone_where(conn, where, reason, at, job_id)
     conn.execute(connector_sweep_seen.delete().where(connector_sweep_seen.c.sweep_id == sweep_id))
-    return result.rowcount
+    return gone
 
 
 def tombstone_out_of_scope(
@@ -341,6 +362,7 @@ def tombstone_out_of_scope(
     max_size: int,
     drop_shared_drives: bool,
     at: datetime | None = None,
+    job_id: uuid.UUID | None = None,
 ) -> Counter[str]:
     """Tombstone live rows that the current limits exclude, each with its reason."""
     at = at or utcnow()
@@ -353,26 +375,25 @@ def tombstone_out_of_scope(
         rules.append((TombstoneReason.OUT_OF_SCOPE, meta_scope("driveId", None) == sa.false()))
     marked: Counter[str] = Counter()
     for reason, condition in rules:
-        result = conn.execute(
-            connector_files.update()
-            .where(*live, condition)
-            .values(deleted_at=at, deleted_reason=reason.value, updated_at=at)
+        marked[reason.value] += file_events.tombstone_where(
+            conn, [*live, condition], reason.value, at, job_id
         )
-        marked[reason.value] += result.rowcount
     return +marked
 
 
 def tombstone_drive(
-    conn: sa.Connection, account_id: uuid.UUID, drive_id: str, reason: str, at: datetime | None = None
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    drive_id: str,
+    reason: str,
+    at: datetime | None = None,
+    *,
+    job_id: uuid.UUID | None = None,
 ) -> int:
     """Tombstone every live row of one shared drive (the user left it or it was deleted)."""
-    at = at or utcnow()
-    live = conn.execute(
-        sa.select(connector_files.c.external_id, connector_files.c.meta_json).where(
-            connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None)
-        )
-    )
-    ids = [row.external_id for row in live if (row.meta_json or {}).get("driveId") == drive_id]
-    return sum(
-        tombstone_files(conn, account_id, [Tombstone(i, TombstoneReason(reason)) for i in ids], at).values()
-    )
+    where = [
+        connector_files.c.account_id == account_id,
+        connector_files.c.deleted_at.is_(None),
+        meta_scope("driveId", drive_id),
+    ]
+    return file_events.tombstone_where(conn, where, TombstoneReason(reason).value, at or utcnow(), job_id)

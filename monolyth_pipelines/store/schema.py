@@ -251,3 +251,120 @@ connector_sweep_seen = sa.Table(
     sa.Column("external_id", sa.Text, primary_key=True),
     sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="CASCADE"), nullable=False),
 )
+
+
+class FileEventKind(StrEnum):
+    """What happened to one item in one sync run; ``connector_file_events.event``."""
+
+    ADDED = "added"
+    MODIFIED = "modified"
+    RENAMED = "renamed"
+    MOVED_OUT_OF_SCOPE = "moved_out_of_scope"
+    TRASHED = "trashed"
+    DELETED = "deleted"
+    ACCESS_LOST = "access_lost"
+    RESTORED = "restored"
+    # Gmail: a message came into the synced label again, or left it.
+    LABELLED = "labelled"
+    UNLABELLED = "unlabelled"
+
+
+# Integer on SQLite: only "INTEGER PRIMARY KEY" numbers rows by itself there.
+BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# The change history behind "per document over time": connector_files keeps only the latest
+# state. Written by the store functions that change connector_files, in the same transaction;
+# an item that did not change writes nothing.
+connector_file_events = sa.Table(
+    "connector_file_events",
+    metadata,
+    sa.Column("id", BIGID, primary_key=True, autoincrement=True),
+    # No foreign keys and one cheap index: on the bench, an FK and an (account_id, external_id)
+    # index each added a third to the cost of a page's write (docs/insights.md).
+    sa.Column("account_id", UUID, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("job_id", UUID),
+    sa.Column("event", sa.Text, nullable=False),
+    # For an item that left: connector_files.deleted_reason (trashed, too_large, left_label, ...).
+    sa.Column("reason", sa.Text),
+    # The item's own modified time where Google gives one; NULL for removals (Google gives none).
+    sa.Column("occurred_at", TIMESTAMPTZ),
+    sa.Column("observed_at", TIMESTAMPTZ, nullable=False),
+    # {"title"|"size"|"modified_at": {"old": .., "new": ..}} for each of those that changed.
+    sa.Column("changes", JSONB, nullable=False),
+    sa.CheckConstraint(_in("event", FileEventKind), name="event"),
+    # BRIN on Postgres: rows arrive in observed_at order, so day ranges stay cheap to find while
+    # the index costs an insert next to nothing.
+    sa.Index(None, "observed_at", postgresql_using="brin"),
+)
+
+# --- Insights output tables: one row per day (UTC) and key, rebuilt a day at a time. ----------
+
+insights_sync_runs_daily = sa.Table(
+    "insights_sync_runs_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("provider", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("runs_started", sa.Integer, nullable=False),
+    sa.Column("runs_completed", sa.Integer, nullable=False),
+    sa.Column("runs_failed", sa.Integer, nullable=False),
+    sa.Column("failure_rate", sa.Float),
+    sa.Column("duration_p50_ms", sa.BigInteger),
+    sa.Column("duration_p95_ms", sa.BigInteger),
+    sa.Column("duration_max_ms", sa.BigInteger),
+    sa.Column("items_seen", sa.BigInteger, nullable=False),
+    sa.Column("items_inserted", sa.BigInteger, nullable=False),
+    sa.Column("items_updated", sa.BigInteger, nullable=False),
+    sa.Column("items_tombstoned", sa.BigInteger, nullable=False),
+    sa.Column("api_calls", sa.BigInteger, nullable=False),
+    sa.Column("failures_by_code", JSONB, nullable=False),
+    sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Index(None, "provider", "day"),
+)
+
+insights_account_usage_daily = sa.Table(
+    "insights_account_usage_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", UUID, primary_key=True),
+    sa.Column("owner_id", UUID, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("runs_started", sa.Integer, nullable=False),
+    sa.Column("runs_completed", sa.Integer, nullable=False),
+    sa.Column("runs_failed", sa.Integer, nullable=False),
+    sa.Column("live_items", sa.BigInteger, nullable=False),
+    sa.Column("live_bytes", sa.BigInteger, nullable=False),
+    sa.Column("items_added", sa.BigInteger, nullable=False),
+    sa.Column("items_modified", sa.BigInteger, nullable=False),
+    sa.Column("items_removed", sa.BigInteger, nullable=False),
+    sa.Column("vault_imports", sa.BigInteger, nullable=False),
+    sa.Column("minutes_since_success", sa.BigInteger),
+    sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Index(None, "provider", "day"),
+    sa.Index(None, "account_id", "day"),
+)
+
+insights_document_activity_daily = sa.Table(
+    "insights_document_activity_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", UUID, primary_key=True),
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("mime", sa.Text),
+    sa.Column("changes", sa.Integer, nullable=False),
+    # {"modified": 2, "renamed": 1, ...}: the day's events of this document by kind.
+    sa.Column("events", JSONB, nullable=False),
+    sa.Column("first_seen_at", TIMESTAMPTZ),
+    sa.Column("last_modified_at", TIMESTAMPTZ),
+    sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Index(None, "provider", "day"),
+    sa.Index(None, "account_id", "external_id", "day"),
+)
+
+# Insights reads one day of runs by when they started and finished.
+sa.Index("ix_connector_jobs_started_at", connector_jobs.c.started_at)
+sa.Index("ix_connector_jobs_finished_at", connector_jobs.c.finished_at)

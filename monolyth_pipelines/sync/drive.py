@@ -79,6 +79,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                 supported_mimes=self.limits.supported_mime_types,
                 max_size=self.limits.max_file_size_bytes,
                 drop_shared_drives=not self.limits.include_shared_drives,
+                job_id=self.run.job_id,
             )
         self.counters.tombstoned.update(gone)
         return True

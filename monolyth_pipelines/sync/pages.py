@@ -110,12 +110,19 @@ def begin_sweep(
     )
 
 
-def finish_sweep(conn: sa.Connection, account_id: uuid.UUID, sweep: Sweep) -> int:
+def finish_sweep(
+    conn: sa.Connection, account_id: uuid.UUID, sweep: Sweep, *, job_id: uuid.UUID | None = None
+) -> int:
     """Inside the finishing page's transaction; returns the rows tombstoned as not seen."""
     gone = 0
     if sweep.reconcile:
         gone = files.tombstone_unseen(
-            conn, account_id, sweep.sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value, scope=sweep.scope
+            conn,
+            account_id,
+            sweep.sweep_id,
+            TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value,
+            scope=sweep.scope,
+            job_id=job_id,
         )
     sync_state.finish_sweep(conn, account_id, sweep.corpus)
     return gone

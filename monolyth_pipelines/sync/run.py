@@ -221,16 +221,20 @@ class SyncRun:
         account_id, c = self.account.id, self.counters
         with page_transaction(self.engine) as conn:
             if page.records:
-                counts = files.upsert_files(conn, account_id, self.identity.provider, page.records)
+                counts = files.upsert_files(
+                    conn, account_id, self.identity.provider, page.records, job_id=self.job_id
+                )
                 c.inserted += counts.inserted
                 c.updated += counts.updated
                 c.unchanged += counts.unchanged
                 c.restored += counts.restored
             if page.tombstones:
-                c.tombstoned.update(files.tombstone_files(conn, account_id, list(page.tombstones)))
+                c.tombstoned.update(
+                    files.tombstone_files(conn, account_id, list(page.tombstones), job_id=self.job_id)
+                )
             for drive_id in page.drives_removed:
                 c.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
-                    conn, account_id, drive_id, TombstoneReason.ACCESS_LOST.value
+                    conn, account_id, drive_id, TombstoneReason.ACCESS_LOST.value, job_id=self.job_id
                 )
             if page.sweep_id is not None:
                 files.record_sweep_seen(conn, account_id, page.sweep_id, page.seen)
@@ -240,7 +244,7 @@ class SyncRun:
             elif isinstance(position, CursorAt):
                 sync_state.advance_cursor(conn, account_id, position.corpus, position.cursor)
             elif isinstance(position, SweepDone):
-                gone = finish_sweep(conn, account_id, position.sweep)
+                gone = finish_sweep(conn, account_id, position.sweep, job_id=self.job_id)
                 if gone:
                     c.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
             self._save_refreshed_token(conn)

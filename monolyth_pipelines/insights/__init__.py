@@ -1,0 +1,1 @@
+"""Insights: daily output tables built from the connector tables (see docs/insights.md)."""

@@ -1,0 +1,230 @@
+"""connector_file_events: the change history, written by the statements that change connector_files.
+
+Each writer knows the old and the new state of the rows it touches, so the events come from the
+same statement (Postgres) or transaction (SQLite) as the rows: a crash leaves both or neither,
+and an item that did not change writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from monolyth_pipelines.domain.records import TombstoneReason
+from monolyth_pipelines.store.schema import (
+    JSONB,
+    TIMESTAMPTZ,
+    UUID,
+    FileEventKind,
+    connector_file_events,
+    connector_files,
+)
+
+# bench/insights.py turns this off to price what the events cost a sync; nothing else should.
+RECORDING = True
+
+EVENT_COLUMNS = (
+    "account_id",
+    "provider",
+    "external_id",
+    "job_id",
+    "event",
+    "reason",
+    "occurred_at",
+    "observed_at",
+    "changes",
+)
+
+# How the live set moves: these kinds bring an item in, those take it out.
+CAME_EVENTS = frozenset(
+    {FileEventKind.ADDED.value, FileEventKind.RESTORED.value, FileEventKind.LABELLED.value}
+)
+LEFT_EVENTS = frozenset(
+    {
+        FileEventKind.TRASHED.value,
+        FileEventKind.DELETED.value,
+        FileEventKind.ACCESS_LOST.value,
+        FileEventKind.MOVED_OUT_OF_SCOPE.value,
+        FileEventKind.UNLABELLED.value,
+    }
+)
+
+_EVENT_FOR_REASON = {
+    TombstoneReason.TRASHED: FileEventKind.TRASHED,
+    TombstoneReason.DELETED: FileEventKind.DELETED,
+    TombstoneReason.ACCESS_LOST: FileEventKind.ACCESS_LOST,
+    TombstoneReason.UNSUPPORTED_TYPE: FileEventKind.MOVED_OUT_OF_SCOPE,
+    TombstoneReason.TOO_LARGE: FileEventKind.MOVED_OUT_OF_SCOPE,
+    TombstoneReason.OUT_OF_SCOPE: FileEventKind.MOVED_OUT_OF_SCOPE,
+    TombstoneReason.LEFT_LABEL: FileEventKind.UNLABELLED,
+    # Gone from a full listing without Google saying why: as far as we can tell, deleted
+    # (``reason`` keeps the distinction).
+    TombstoneReason.NOT_SEEN_IN_FULL_SYNC: FileEventKind.DELETED,
+}
+
+
+def event_for_tombstone(reason: str) -> FileEventKind:
+    return _EVENT_FOR_REASON[TombstoneReason(reason)]
+
+
+def iso(value: datetime | None) -> str | None:
+    """The one text form of a time inside ``changes``: UTC, ISO 8601 without an offset, fraction
+    without trailing zeros; exactly what Postgres's to_jsonb renders (``_PG_ISO``), which is far
+    cheaper per row than to_char."""
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction
+
+
+def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """{"field": {"old": .., "new": ..}} for title, size and modified_at where they differ."""
+    out: dict[str, Any] = {}
+    for name in ("title", "size", "modified_at"):
+        before = old[name] if old is not None else None
+        after = new[name]
+        if before != after:
+            if name == "modified_at":
+                before, after = iso(before), iso(after)
+            out[name] = {"old": before, "new": after}
+    return out
+
+
+def upsert_event(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], job_id: uuid.UUID | None, now: datetime
+) -> dict[str, Any]:
+    """The event of one written row, from the row before (None: new) and after the upsert."""
+    reason = None
+    if old is None:
+        event = FileEventKind.ADDED
+    elif old["deleted_at"] is not None:
+        reason = old["deleted_reason"]
+        left_label = reason == TombstoneReason.LEFT_LABEL.value
+        event = FileEventKind.LABELLED if left_label else FileEventKind.RESTORED
+    elif old["title"] != new["title"]:
+        event = FileEventKind.RENAMED
+    else:
+        event = FileEventKind.MODIFIED
+    return {
+        "account_id": new["account_id"],
+        "provider": new["provider"],
+        "external_id": new["external_id"],
+        "job_id": job_id,
+        "event": event.value,
+        "reason": reason,
+        "occurred_at": new["modified_at"],
+        "observed_at": now,
+        "changes": changes(old, new),
+    }
+
+
+def insert_events(conn: sa.Connection, events: Sequence[dict[str, Any]]) -> None:
+    if events and RECORDING:
+        conn.execute(connector_file_events.insert(), list(events))
+
+
+_PG_ISO = "to_jsonb({} AT TIME ZONE 'UTC')"
+
+
+def _pg_change(name: str, old: str, new: str, render: str = "{}") -> str:
+    """``{"name": {"old": .., "new": ..}}`` when the column changed, else ``{}``."""
+    before, after = render.format(old), render.format(new)
+    return (
+        f"CASE WHEN {old} IS DISTINCT FROM {new} THEN jsonb_build_object('{name}', "
+        f"jsonb_build_object('old', {before}, 'new', {after})) ELSE '{{}}'::jsonb END"
+    )
+
+
+def pg_upsert_with_events(cols: str, updates: str) -> str:
+    """The COPY path's upsert that also logs its events, in one statement.
+
+    Every CTE reads the same snapshot, so ``old`` holds the rows as they were before ``written``
+    changed them; only rows the upsert really wrote (new, changed or revived) get an event.
+    Parameters: account_id, job_id, now.
+    """
+    changed = " || ".join(
+        (
+            _pg_change("title", "o.title", "w.title"),
+            _pg_change("size", "o.size", "w.size"),
+            _pg_change("modified_at", "o.modified_at", "w.modified_at", _PG_ISO),
+        )
+    )
+    return f"""
+WITH old AS MATERIALIZED (
+    SELECT f.external_id, f.title, f.size, f.modified_at, f.deleted_at, f.deleted_reason
+    FROM connector_files f
+    WHERE f.account_id = %(account_id)s
+      AND f.external_id IN (SELECT external_id FROM monolyth_files_stage)
+), written AS (
+    INSERT INTO connector_files (id, {cols}) SELECT id, {cols} FROM monolyth_files_stage
+    ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}
+    WHERE connector_files.content_hash <> EXCLUDED.content_hash OR connector_files.deleted_at IS NOT NULL
+    RETURNING account_id, provider, external_id, title, size, modified_at, (xmax = 0) AS inserted
+), logged AS (
+    INSERT INTO connector_file_events ({", ".join(EVENT_COLUMNS)})
+    SELECT w.account_id, w.provider, w.external_id, %(job_id)s,
+        CASE WHEN w.inserted THEN 'added'
+             WHEN o.deleted_at IS NOT NULL AND o.deleted_reason = 'left_label' THEN 'labelled'
+             WHEN o.deleted_at IS NOT NULL THEN 'restored'
+             WHEN o.title IS DISTINCT FROM w.title THEN 'renamed'
+             ELSE 'modified' END,
+        CASE WHEN NOT w.inserted THEN o.deleted_reason END,
+        w.modified_at, %(now)s, {changed}
+    FROM written w LEFT JOIN old o ON o.external_id = w.external_id
+)
+SELECT w.external_id, w.inserted, (o.deleted_at IS NOT NULL) AS revived
+FROM written w LEFT JOIN old o ON o.external_id = w.external_id
+"""
+
+
+def tombstone_where(
+    conn: sa.Connection,
+    where: Sequence[sa.ColumnElement[bool]],
+    reason: str,
+    at: datetime,
+    job_id: uuid.UUID | None,
+) -> int:
+    """Tombstone the rows ``where`` selects (callers include ``deleted_at IS NULL``), each with
+    its event; returns how many."""
+    update = (
+        connector_files.update().where(*where).values(deleted_at=at, deleted_reason=reason, updated_at=at)
+    )
+    if not RECORDING:
+        return conn.execute(update).rowcount
+
+    def logged(source: Any) -> sa.Select[Any]:
+        return sa.select(
+            source.c.account_id,
+            source.c.provider,
+            source.c.external_id,
+            sa.literal(job_id, UUID),
+            sa.literal(event_for_tombstone(reason).value),
+            sa.literal(reason),
+            sa.null(),
+            sa.literal(at, TIMESTAMPTZ),
+            sa.literal({}, JSONB),
+        )
+
+    if conn.dialect.name == "postgresql":
+        gone = update.returning(
+            connector_files.c.account_id, connector_files.c.provider, connector_files.c.external_id
+        ).cte("gone")
+        # A DML CTE hides the rowcount from SQLAlchemy: count what the INSERT returned instead.
+        inserted = (
+            connector_file_events.insert()
+            .from_select(EVENT_COLUMNS, logged(gone))
+            .returning(connector_file_events.c.id)
+            .cte("logged")
+        )
+        return conn.execute(sa.select(sa.func.count()).select_from(inserted)).scalar_one()
+    # SQLite: this transaction holds the only write lock from its first write to the commit, so
+    # the UPDATE changes exactly the rows this SELECT logged.
+    conn.execute(
+        connector_file_events.insert().from_select(EVENT_COLUMNS, logged(connector_files).where(*where))
+    )
+    return conn.execute(update).rowcount
