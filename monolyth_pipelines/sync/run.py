@@ -6,13 +6,11 @@ Drive and Gmail differ only in their fetch loops; everything a run records goes 
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,86 +23,17 @@ from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
 from monolyth_pipelines.store import accounts, events, files, jobs, vault
 from monolyth_pipelines.store.events import Event
+from monolyth_pipelines.store.outage import database_backoff, database_error, with_database_retries
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters
 
-# How many skipped ids per reason a job row keeps; the counts are always complete.
-SKIPPED_IDS_KEPT = 100
+__all__ = ["SKIPPED_IDS_KEPT", "AccountNotSyncable", "PagedSync", "RunIdentity", "SyncCounters", "SyncRun"]
+
 # A running job whose run shows no sign of life for this long is taken over by the next run.
 DEFAULT_STALE_AFTER = timedelta(minutes=10)
 # Below this many live items a drop to zero is not alarming enough to shout about.
 LOUD_DROP_THRESHOLD = 100
-
-
-@dataclass
-class SyncCounters:
-    """What a run saw and did; lands in meta_json, Dagster metadata and the completed event."""
-
-    seen: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    restored: int = 0
-    tombstoned: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)
-    skipped_ids: dict[str, list[str]] = field(default_factory=dict)
-    pages: int = 0
-    retries: int = 0
-    vault_imported: int = 0
-    mode: str = ""  # "full", "incremental", "full_after_invalid_cursor"
-    limit_reached: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-    @classmethod
-    def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:
-        """The counters an earlier attempt of the same run left in the job row (``as_meta``)."""
-        c = (meta or {}).get("counters") or {}
-        return cls(
-            seen=c.get("seen", 0),
-            inserted=c.get("inserted", 0),
-            updated=c.get("updated", 0),
-            unchanged=c.get("unchanged", 0),
-            restored=c.get("restored", 0),
-            tombstoned=Counter(c.get("tombstoned") or {}),
-            skipped=Counter(c.get("skipped") or {}),
-            skipped_ids={k: list(v) for k, v in (c.get("skipped_ids") or {}).items()},
-            pages=c.get("pages", 0),
-            retries=c.get("retries", 0),
-            vault_imported=c.get("vault_imported", 0),
-            mode=c.get("mode", ""),
-            limit_reached=c.get("limit_reached", False),
-            warnings=list(c.get("warnings") or []),
-        )
-
-    def skip(self, reason: str, external_id: str) -> None:
-        self.skipped[reason] += 1
-        kept = self.skipped_ids.setdefault(reason, [])
-        if len(kept) < SKIPPED_IDS_KEPT:
-            kept.append(external_id)
-
-    @property
-    def stored(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
-    def as_meta(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "seen": self.seen,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "restored": self.restored,
-            "tombstoned": dict(self.tombstoned),
-            "tombstoned_total": sum(self.tombstoned.values()),
-            "skipped": dict(self.skipped),
-            "skipped_total": sum(self.skipped.values()),
-            "skipped_ids": self.skipped_ids,
-            "pages": self.pages,
-            "retries": self.retries,
-            "vault_imported": self.vault_imported,
-            "limit_reached": self.limit_reached,
-            "warnings": self.warnings,
-        }
 
 
 @dataclass(frozen=True)
@@ -143,7 +72,7 @@ class SyncRun:
         self.api_calls: Callable[[], int] = lambda: 0
         self.log = log or (lambda _msg: None)
         self.job: jobs.Job | None = None
-        self._started = time.monotonic()
+        self.db_policy = database_backoff()
 
     # --- meta -----------------------------------------------------------------------------------
     def meta(self, **extra: Any) -> dict[str, Any]:
@@ -159,7 +88,33 @@ class SyncRun:
 
     @property
     def duration_ms(self) -> int:
-        return int((time.monotonic() - self._started) * 1000)
+        """Since the job was first claimed: a step retry continues the same job, so its wait and
+        the earlier attempts count too."""
+        started = self.job.started_at if self.job is not None else None
+        if started is None:
+            return 0
+        if started.tzinfo is None:  # SQLite hands back naive UTC
+            started = started.replace(tzinfo=UTC)
+        return max(0, int((utcnow() - started).total_seconds() * 1000))
+
+    def _count_database_retry(self, event: RetryEvent) -> None:
+        self.counters.database_retries += 1
+        self.log(f"database unavailable, retrying in {event.delay:.1f} s: {event.error.message}")
+
+    def transaction(self, write: Callable[[sa.Connection], Any]) -> Any:
+        """``write`` in one transaction, written again after a lost connection (with backoff),
+        with the counters as they were before each try."""
+        before = self.counters.snapshot()
+
+        def attempt() -> Any:
+            try:
+                with self.engine.begin() as conn:
+                    return write(conn)
+            except Exception:
+                self.counters.restore(before)
+                raise
+
+        return with_database_retries(attempt, policy=self.db_policy, on_retry=self._count_database_retry)
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -229,14 +184,18 @@ class SyncRun:
 
     def complete(self) -> dict[str, Any]:
         ident = self.identity
-        meta = self.meta()
-        with self.engine.begin() as conn:
+        meta: dict[str, Any] = {}
+
+        def write(conn: sa.Connection) -> None:
+            # Computed per try, so the row shows the database retries this write needed.
+            meta.update(self.meta())
             vault.follow_source_rows(conn, ident.account_id, ident.provider)
             if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta):
-                # The reaper or a failure sensor closed the row meanwhile (this run looked dead);
-                # the first recorded outcome stands, and a second event would contradict it.
+                # The reaper or a failure sensor closed the row meanwhile (this run looked dead),
+                # or a commit whose answer was lost already closed it: the first recorded
+                # outcome stands, and a second event would contradict it.
                 self.log(f"job {self.job_id} was already closed; not recording completion over it")
-                return meta
+                return
             events.log_event(
                 conn,
                 Event.SYNC_COMPLETED,
@@ -248,15 +207,18 @@ class SyncRun:
                     "duration_ms": meta["duration_ms"],
                 },
             )
+
+        self.transaction(write)
         return meta
 
     def fail(self, error: SyncError, *, will_retry: bool) -> None:
         """Record a failure. While Dagster will retry, the row stays running: not failed in between."""
         message = f"{error.code}: {error.message}"
         ident = self.identity
-        with self.engine.begin() as conn:
-            if self.job is None:
-                return
+        if self.job is None:
+            return  # no job was opened: there is nothing to close and no run to report
+
+        def write(conn: sa.Connection) -> None:
             if will_retry:
                 jobs.update_meta(conn, self.job_id, self.meta(last_attempt_error=message))
                 return
@@ -278,6 +240,15 @@ class SyncRun:
                     "error_msg": error.message,
                 },
             )
+
+        try:
+            self.transaction(write)
+        except Exception as exc:
+            # The database is still away (or refuses writes): the row stays running under this
+            # run's id, and the run-failure sensor or the stale-job reaper closes it once the
+            # database answers. Raising here would hide the sync's own error behind this one.
+            problem = database_error(exc) or exc
+            self.log(f"could not record the outcome of job {self.job_id}: {safe_message(str(problem))}")
 
 
 @dataclass
@@ -316,7 +287,12 @@ class PagedSync:
         return call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
 
     def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
-        with self.engine.begin() as conn:
+        """One page's transaction; after a lost connection it is written again (see
+        ``SyncRun.transaction``), so ``write`` only touches the database and the counters."""
+        token_before = self.token_json
+
+        def page(conn: sa.Connection) -> None:
+            self.token_json = token_before
             if conn.dialect.name == "postgresql":
                 # A page's rows and the cursor that covers them commit together, so losing the
                 # last commits in a server crash only means fetching those pages again: the
@@ -335,6 +311,12 @@ class PagedSync:
                 self.token_json = refreshed
             self.counters.pages += 1
             self.run.heartbeat(conn)
+
+        try:
+            self.run.transaction(page)
+        except Exception:
+            self.token_json = token_before
+            raise
 
     def _write_records(self, conn: sa.Connection, records: list[FileRecord]) -> files.UpsertCounts:
         counts = files.upsert_files(conn, self.account_id, self.run.identity.provider, records)
