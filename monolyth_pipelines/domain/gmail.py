@@ -8,9 +8,14 @@ Pure functions only. The normalised shape is connectors-v1.md §3.2 with these d
 * ``date`` is ``YYYY-MM-DDTHH:MM:SSZ`` (UTC) from the Date header; when that is missing or
   unreadable, from ``internalDate`` (when Gmail received the message, which is also what
   Gmail's own UI sorts by); else ``None``.
-* ``attachments`` are every MIME part, at any depth, with a non-empty filename, including
-  inline images that carry one; each has the spec keys plus ``partId``/``attachmentId`` when
-  Gmail sends them (``attachmentId`` is what attachments.get needs).
+* ``attachments`` are every MIME part, at any depth (forwarded ``message/rfc822`` parts
+  included), with a non-empty filename, including inline images that carry one; each entry has
+  exactly the spec keys ``filename``, ``mimeType``, ``size``. The stored row keeps each one's
+  Gmail part id beside them, index for index, in ``attachmentPartIds`` (selective import names
+  Vault documents by it); ``find_attachments`` also gives the ``attachmentId`` that
+  attachments.get needs.
+* The ``fields`` mask asks for ``PART_MASK_DEPTH`` levels of parts. A message whose tree goes
+  deeper (``parts_cut_off``) is fetched again without a mask, so depth never hides an attachment.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from monolyth_pipelines.domain.timestamps import format_utc_z, from_epoch_millis
 from monolyth_pipelines.settings import GmailLimits
 
 MESSAGE_MIME = "message/rfc822"
+# An ``attachments`` entry holds exactly these (connectors-v1.md §3.2).
+ATTACHMENT_KEYS = ("filename", "mimeType", "size")
 
 # metadataHeaders for format=metadata: exactly the headers normalise_message reads.
 METADATA_HEADERS: tuple[str, ...] = ("Subject", "From", "Date", "Message-ID")
@@ -50,7 +57,14 @@ def part_fields(depth: int) -> str:
     return f"{_PART_SCALARS},parts({part_fields(depth - 1)})"
 
 
-def thread_full_fields(depth: int = 5) -> str:
+# Levels of nested parts the format=full mask asks for. Forwarded mail adds two levels per
+# forward (message/rfc822, then the forwarded message's multipart); ten levels hold an
+# attachment inside three forwards. Deeper trees are detected and fetched unmasked.
+PART_MASK_DEPTH = 10
+_CONTAINERS = ("multipart/", MESSAGE_MIME)
+
+
+def thread_full_fields(depth: int = PART_MASK_DEPTH) -> str:
     """``fields=`` for threads.get format=full: headers and the part tree, never ``body.data``.
 
     Attachments nested deeper than ``depth`` levels are cut off by the mask.
@@ -59,7 +73,7 @@ def thread_full_fields(depth: int = 5) -> str:
     return f"id,historyId,messages({_MESSAGE_SCALARS},payload({payload}))"
 
 
-def message_full_fields(depth: int = 5) -> str:
+def message_full_fields(depth: int = PART_MASK_DEPTH) -> str:
     """``fields=`` for messages.get format=full, same contents as one thread message."""
     return f"{_MESSAGE_SCALARS},payload(headers(name,value),{part_fields(depth)})"
 
@@ -103,8 +117,24 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
+def parts_cut_off(message: Mapping[str, Any], depth: int = PART_MASK_DEPTH) -> bool:
+    """True when a mask of ``depth`` levels cut this message's part tree: a container part at
+    the last level the mask reaches, whose children were therefore left out."""
+    payload = message.get("payload")
+    if not isinstance(payload, Mapping):
+        return False
+    level: list[Mapping[str, Any]] = [payload]
+    for _ in range(depth):
+        level = [c for p in level for c in (p.get("parts") or []) if isinstance(c, Mapping)]
+    return any(
+        "parts" not in part and str(part.get("mimeType") or "").lower().startswith(_CONTAINERS)
+        for part in level
+    )
+
+
 def find_attachments(message: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Attachment metadata of a format=full message: every part with a non-empty filename."""
+    """Every part with a non-empty filename, at any depth: the spec keys, plus ``partId`` and
+    ``attachmentId`` when Gmail sends them (for selective import; never in ``attachments``)."""
     payload = message.get("payload")
     if not isinstance(payload, Mapping):
         return []
@@ -142,7 +172,7 @@ def normalise_message(message: Mapping[str, Any]) -> dict[str, Any]:
         "from": address,
         "date": format_utc_z(moment) if moment else None,
         "messageId": message_id,
-        "attachments": find_attachments(message),
+        "attachments": [{k: a[k] for k in ATTACHMENT_KEYS} for a in find_attachments(message)],
         "fromName": display_name,
     }
 
@@ -160,15 +190,20 @@ def to_message_record(
 
     ``label_ids`` overrides the message's own ``labelIds`` (history records may be fresher);
     ``account`` is the mailbox address for the web link (see GMAIL_WEB_URL). ``meta`` is the
-    normalised shape plus ``threadId`` and ``labelIds``.
+    normalised shape plus ``attachmentPartIds``, ``threadId`` and ``labelIds``.
     """
     message_id = str(message["id"])
     normalised = normalise_message(message)
     labels = list(label_ids) if label_ids is not None else list(message.get("labelIds") or [])
     # attachmentId is left out of the stored row: Gmail issues a new one on every fetch, so
     # keeping it would make an unchanged message look changed on every full pull.
-    attachments = [{k: v for k, v in a.items() if k != "attachmentId"} for a in normalised["attachments"]]
-    meta = {**normalised, "attachments": attachments, "threadId": message.get("threadId"), "labelIds": labels}
+    part_ids = [a.get("partId") for a in find_attachments(message)]
+    meta = {
+        **normalised,
+        "attachmentPartIds": part_ids,
+        "threadId": message.get("threadId"),
+        "labelIds": labels,
+    }
     return FileRecord(
         external_id=message_id,
         title=normalised["subject"],

@@ -33,6 +33,7 @@ from monolyth_pipelines.domain.gmail import (
     attachment_external_id,
     decide_thread,
     find_attachments,
+    parts_cut_off,
     select_attachments,
     to_message_record,
 )
@@ -361,6 +362,8 @@ class GmailSync(PagedSync):
             kept += decision.keep
             tombstones += decision.tombstones
             self.counters.seen += len((thread or {}).get("messages") or [])
+        if self.full_format:
+            kept = [self._whole_message(m) if parts_cut_off(m) else m for m in kept]
         address = self._mailbox_address() if kept else None
         records: list[FileRecord] = [to_message_record(m, account=address) for m in kept]
         # Before the commit: a crash then re-plans the same messages, and Vault keeps what landed.
@@ -373,6 +376,16 @@ class GmailSync(PagedSync):
                 extra(conn, [r.external_id for r in records])
 
         self._commit_page(write)
+
+    def _whole_message(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A message deeper than the fields mask reaches, fetched again without a mask."""
+        request = self.users.messages().get(userId="me", id=str(message["id"]), format="full")
+        try:
+            return self._call(request, "messages.get")
+        except SyncError as error:
+            if error.code is not ErrorCode.NOT_FOUND:
+                raise
+            return message  # deleted meanwhile: the history replays that
 
     def _import_attachments(self, messages: list[Mapping[str, Any]]) -> None:
         """Selective import: the rule's attachments into Vault, each fetched once ever."""
