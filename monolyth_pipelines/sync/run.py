@@ -328,18 +328,25 @@ class PagedSync:
 
 
 def reap_job(conn: sa.Connection, job: jobs.Job, reason: str, error_code: str = "run_died") -> bool:
-    """Mark a job whose run died as failed, with the failed event; False if it was already closed."""
+    """Mark a job failed; False if it was already closed.
+
+    The failed event is written only for a job a Dagster run was started for, and carries that
+    run's id: a request refused before any run (account disconnected) closes its row with
+    ``last_error`` but is no failed sync.
+    """
     account = accounts.get_account(conn, job.account_id)
     message = safe_message(f"{error_code}: {reason}")
     if not jobs.finish_job(conn, job.id, JobStatus.FAILED, last_error=message):
         return False
+    if not job.run_id:
+        return True
     events.log_event(
         conn,
         Event.SYNC_FAILED,
         {
             "provider": account.provider if account else "unknown",
             "account_id": job.account_id,
-            "run_id": job.run_id or "",
+            "run_id": job.run_id,
             "error_code": error_code,
             "error_msg": safe_message(reason),
         },
