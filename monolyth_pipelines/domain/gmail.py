@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.email_headers import decode_header_value, parse_from, parse_mail_date
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.domain.timestamps import format_utc_z, from_epoch_millis, parse_rfc3339
@@ -89,7 +90,8 @@ def _headers(message: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     if not isinstance(payload, Mapping):
         return found
-    for header in payload.get("headers") or []:
+    listed = payload.get("headers")
+    for header in listed if isinstance(listed, list) else []:
         if not isinstance(header, Mapping):
             continue
         name, value = header.get("name"), header.get("value")
@@ -104,17 +106,20 @@ def _walk_parts(payload: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     while stack:
         part = stack.pop()
         yield part
-        children = part.get("parts") or []
-        stack.extend(reversed([c for c in children if isinstance(c, Mapping)]))
+        children = part.get("parts")
+        if isinstance(children, list):
+            stack.extend(reversed([c for c in children if isinstance(c, Mapping)]))
 
 
 def _int_or_none(value: object) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
+    # Negative or past a bigint: not a size any column can hold.
+    return number if 0 <= number <= payloads.MAX_SIZE else None
 
 
 def parts_cut_off(message: Mapping[str, Any], depth: int = PART_MASK_DEPTH) -> bool:
@@ -125,7 +130,8 @@ def parts_cut_off(message: Mapping[str, Any], depth: int = PART_MASK_DEPTH) -> b
         return False
     level: list[Mapping[str, Any]] = [payload]
     for _ in range(depth):
-        level = [c for p in level for c in (p.get("parts") or []) if isinstance(c, Mapping)]
+        children = [p["parts"] for p in level if isinstance(p.get("parts"), list)]
+        level = [c for parts in children for c in parts if isinstance(c, Mapping)]
     return any(
         "parts" not in part and str(part.get("mimeType") or "").lower().startswith(_CONTAINERS)
         for part in level
@@ -140,18 +146,20 @@ def find_attachments(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         return []
     attachments: list[dict[str, Any]] = []
     for part in _walk_parts(payload):
-        filename = decode_header_value(part.get("filename")) if part.get("filename") else None
+        raw_name = part.get("filename")
+        filename = decode_header_value(raw_name) if isinstance(raw_name, str) and raw_name else None
         if not filename:
             continue
         body = part.get("body") if isinstance(part.get("body"), Mapping) else {}
+        mime = part.get("mimeType")
         item: dict[str, Any] = {
             "filename": filename,
-            "mimeType": part.get("mimeType"),
+            "mimeType": mime if isinstance(mime, str) else None,
             "size": _int_or_none(body.get("size")),
         }
-        if part.get("partId") is not None:
-            item["partId"] = part["partId"]
-        if body.get("attachmentId"):
+        if payloads.usable_id(part.get("partId")) is not None or part.get("partId") == "":
+            item["partId"] = str(part["partId"])
+        if payloads.usable_id(body.get("attachmentId")) is not None:
             item["attachmentId"] = body["attachmentId"]
         attachments.append(item)
     return attachments
@@ -198,15 +206,17 @@ def to_message_record(
     # attachmentId is left out of the stored row: Gmail issues a new one on every fetch, so
     # keeping it would make an unchanged message look changed on every full pull.
     part_ids = [a.get("partId") for a in find_attachments(message)]
-    meta = {
-        **normalised,
-        "attachmentPartIds": part_ids,
-        "threadId": message.get("threadId"),
-        "labelIds": labels,
-    }
+    meta = payloads.scrub(
+        {
+            **normalised,
+            "attachmentPartIds": part_ids,
+            "threadId": message.get("threadId"),
+            "labelIds": labels,
+        }
+    )
     return FileRecord(
         external_id=message_id,
-        title=normalised["subject"],
+        title=meta["subject"],
         mime=MESSAGE_MIME,
         size=_int_or_none(message.get("sizeEstimate")),
         modified_at=parse_rfc3339(normalised["date"]),

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain import drive as drive_domain
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SkipReason
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.google.errors import ErrorCode, SyncError
@@ -249,7 +250,7 @@ class DriveSync(PagedSync):
                             )
                         page_token, resumed = None, False
                         continue
-                listed = resp.get("files", [])
+                listed = resp.get("files") or []
                 self.budget -= len(listed)
                 self.counters.seen += len(listed)
                 next_token = resp.get("nextPageToken")
@@ -261,7 +262,7 @@ class DriveSync(PagedSync):
                     if skip is None:
                         records.append(drive_domain.to_file_record(item))
                     else:
-                        self.counters.skip(skip, item["id"])
+                        self.counters.skip(skip, payloads.item_key(item))
                 progress = functools.partial(
                     self._sweep_progress,
                     corpus,
@@ -368,7 +369,8 @@ class DriveSync(PagedSync):
                     **self._corpus_args(drive_id, for_changes=True),
                 )
             )
-            changed = [c["fileId"] for c in resp.get("changes", []) if c.get("fileId")]
+            changed = [payloads.item_key(c, "fileId") for c in resp.get("changes") or []]
+            changed = [file_id for file_id in changed if file_id != payloads.NO_ID]
             with self.engine.begin() as conn:
                 files.record_sweep_seen(conn, self.account_id, sweep_id, changed)
             token = resp.get("nextPageToken")
@@ -412,7 +414,7 @@ class DriveSync(PagedSync):
                     )
                     return False
                 raise
-            changes = resp.get("changes", [])
+            changes = resp.get("changes") or []
             self.budget -= len(changes)
             self.counters.seen += len(changes)
             next_token = resp.get("nextPageToken")
@@ -434,17 +436,21 @@ class DriveSync(PagedSync):
             )
 
     def _apply_changes(self, changes: list[dict[str, Any]], corpus: str, cursor: str) -> None:
-        removed_ids = [c["fileId"] for c in changes if c.get("removed") and c.get("fileId")]
+        ids = [payloads.item_key(c, "fileId") for c in changes]
+        removed_ids = [
+            i for i, c in zip(ids, changes, strict=True) if i != payloads.NO_ID and c.get("removed") is True
+        ]
         with self.engine.connect() as conn:
             prior_rows = files.stored_meta(conn, self.account_id, removed_ids)
         upserts: dict[str, FileRecord] = {}
         tombstones: dict[str, Tombstone] = {}
         drives_removed: list[str] = []
-        for change in changes:
-            file_id = change.get("fileId")
+        for file_id, change in zip(ids, changes, strict=True):
             prior = PriorState.from_row(*prior_rows[file_id]) if file_id in prior_rows else None
             decision = drive_domain.decide_change(change, self.limits, prior)
-            if decision.action is ChangeAction.UPSERT and decision.record is not None:
+            if decision.invalid is not None:
+                self.counters.skip(decision.invalid, decision.file_id or payloads.NO_ID)
+            elif decision.action is ChangeAction.UPSERT and decision.record is not None:
                 upserts[decision.record.external_id] = decision.record
                 tombstones.pop(decision.record.external_id, None)
             elif decision.action is ChangeAction.TOMBSTONE and decision.tombstone is not None:
