@@ -20,7 +20,7 @@ from monolyth_pipelines.domain.records import FileRecord
 from monolyth_pipelines.google.clients import GoogleClients
 from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
-from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
+from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries, expect_json_object
 from monolyth_pipelines.store import accounts, events, files, jobs, vault
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.outage import database_backoff, database_error, with_database_retries
@@ -280,9 +280,9 @@ class PagedSync:
 
         def attempt() -> Any:
             if around is None:
-                return request.execute()
+                return expect_json_object(request.execute())
             with around():
-                return request.execute()
+                return expect_json_object(request.execute())
 
         return call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
 
