@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import psycopg
 import sqlalchemy as sa
 
 from monolyth_pipelines import settings
-from monolyth_pipelines.google.errors import ErrorCode, SyncError
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.retry import Backoff, RetryEvent
 
 T = TypeVar("T")
@@ -162,3 +163,27 @@ def with_database_retries(
             if on_retry is not None:
                 on_retry(RetryEvent(attempt=attempt, delay=delay, error=error))
             policy.sleep(delay)
+
+
+def retried_transaction(
+    engine: sa.Engine,
+    write: Callable[[sa.Connection], T],
+    *,
+    policy: Backoff,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+    reset: Callable[[], None] = lambda: None,
+    begin: Callable[[sa.Engine], AbstractContextManager[sa.Connection]] | None = None,
+) -> T:
+    """``write`` in one transaction (``begin(engine)``, else ``engine.begin()``), written again
+    after a lost connection; ``reset`` undoes what a failed try changed outside the database
+    (counters, a refreshed token) before the next one."""
+
+    def attempt() -> T:
+        try:
+            with (begin or sa.Engine.begin)(engine) as conn:
+                return write(conn)
+        except Exception:
+            reset()
+            raise
+
+    return with_database_retries(attempt, policy=policy, on_retry=on_retry)

@@ -1,9 +1,10 @@
-"""What a run saw and did: lands in meta_json, Dagster metadata and the completed event, and is
-read back when a step retry carries on."""
+"""What a run saw and did: one dataclass, serialised from its own fields into meta_json, the
+Dagster metadata and the completed event, and read back when a step retry carries on."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,6 @@ SKIPPED_IDS_KEPT = 100
 
 @dataclass
 class SyncCounters:
-    """What a run saw and did; lands in meta_json, Dagster metadata and the completed event."""
-
     seen: int = 0
     inserted: int = 0
     updated: int = 0
@@ -26,33 +25,30 @@ class SyncCounters:
     skipped_ids: dict[str, list[str]] = field(default_factory=dict)
     pages: int = 0
     retries: int = 0
-    database_retries: int = 0
+    database_retries: int = 0  # transactions written again after a lost database connection
     vault_imported: int = 0
-    mode: str = ""  # "full", "incremental", "full_after_invalid_cursor"
+    mode: str = ""  # "full", "incremental", "full_after_invalid_cursor", "full_after_settings_change"
     limit_reached: bool = False
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:
         """The counters an earlier attempt of the same run left in the job row (``as_meta``)."""
-        c = (meta or {}).get("counters") or {}
-        return cls(
-            seen=c.get("seen", 0),
-            inserted=c.get("inserted", 0),
-            updated=c.get("updated", 0),
-            unchanged=c.get("unchanged", 0),
-            restored=c.get("restored", 0),
-            tombstoned=Counter(c.get("tombstoned") or {}),
-            skipped=Counter(c.get("skipped") or {}),
-            skipped_ids={k: list(v) for k, v in (c.get("skipped_ids") or {}).items()},
-            pages=c.get("pages", 0),
-            retries=c.get("retries", 0),
-            database_retries=c.get("database_retries", 0),
-            vault_imported=c.get("vault_imported", 0),
-            mode=c.get("mode", ""),
-            limit_reached=c.get("limit_reached", False),
-            warnings=list(c.get("warnings") or []),
-        )
+        saved = (meta or {}).get("counters") or {}
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = saved.get(f.name)
+            if value is None:
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if isinstance(default, Counter):
+                value = Counter(value)
+            elif isinstance(default, dict):
+                value = {k: list(v) for k, v in value.items()}
+            elif isinstance(default, list):
+                value = list(value)
+            values[f.name] = value
+        return cls(**values)
 
     def skip(self, reason: str, external_id: str) -> None:
         self.skipped[reason] += 1
@@ -73,22 +69,10 @@ class SyncCounters:
         return self.inserted + self.updated + self.unchanged
 
     def as_meta(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "seen": self.seen,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "restored": self.restored,
-            "tombstoned": dict(self.tombstoned),
-            "tombstoned_total": sum(self.tombstoned.values()),
-            "skipped": dict(self.skipped),
-            "skipped_total": sum(self.skipped.values()),
-            "skipped_ids": self.skipped_ids,
-            "pages": self.pages,
-            "retries": self.retries,
-            "database_retries": self.database_retries,
-            "vault_imported": self.vault_imported,
-            "limit_reached": self.limit_reached,
-            "warnings": self.warnings,
+        meta = {
+            f.name: dict(v) if isinstance(v := getattr(self, f.name), Counter) else v
+            for f in dataclasses.fields(self)
         }
+        meta["tombstoned_total"] = sum(self.tombstoned.values())
+        meta["skipped_total"] = sum(self.skipped.values())
+        return meta
