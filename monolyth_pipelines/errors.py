@@ -19,6 +19,11 @@ label_not_found             no         the configured Gmail label is missing (se
 cursor_invalid              no         a page token / history id is stale: restart with a full sync
 bad_request                 no         Google rejected the request as malformed (a bug on our side)
 google_unavailable          yes        5xx, 408, token-endpoint hiccups and network errors
+bad_response                yes        Google answered 200 with a body that is not a JSON object
+database_unavailable        yes        the app database connection was lost or refused (restart,
+                                       failover, network blip, too many connections): the run
+                                       waits with backoff, then Dagster retries the step
+database_unwritable         no         the app database refuses writes (read-only, disk full)
 internal                    no         anything else (a bug): see the chained exception
 ==========================  =========  =================================================================
 
@@ -50,6 +55,9 @@ class ErrorCode(StrEnum):
     CURSOR_INVALID = "cursor_invalid"
     BAD_REQUEST = "bad_request"
     GOOGLE_UNAVAILABLE = "google_unavailable"
+    BAD_RESPONSE = "bad_response"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    DATABASE_UNWRITABLE = "database_unwritable"
     INTERNAL = "internal"
 
 

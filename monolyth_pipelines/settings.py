@@ -301,3 +301,12 @@ class GmailLimits:
             attachment_metadata=(_env("GMAIL_ATTACHMENT_METADATA", environ) or "true").lower()
             not in ("0", "false", "no"),
         )
+
+
+def database_retry(environ: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(base, cap, attempts) of the backoff a run uses to wait out a database outage."""
+    return (
+        _float_env("MONOLYTH_DB_RETRY_BASE_SECONDS", 0.5, environ),
+        _float_env("MONOLYTH_DB_RETRY_CAP_SECONDS", 8.0, environ),
+        _int_env("MONOLYTH_DB_RETRY_MAX_ATTEMPTS", 8, environ),
+    )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.domain.timestamps import parse_rfc3339
 from monolyth_pipelines.settings import DriveLimits
@@ -119,6 +120,9 @@ class SkipReason(StrEnum):
     # content download was forbidden.
     EXPORT_LIMIT = "export_limit"
     NO_PERMISSION = "no_permission"
+    # The item breaks Google's documented shape (domain/payloads.py): counted, never stored.
+    MALFORMED_ITEM = payloads.MALFORMED_ITEM
+    INVALID_FIELD = payloads.INVALID_FIELD
 
 
 _SKIP_TO_TOMBSTONE: dict[SkipReason, TombstoneReason] = {
@@ -142,9 +146,13 @@ def parse_size(value: object) -> int | None:
 def classify_drive_file(file: Mapping[str, Any], limits: DriveLimits) -> SkipReason | None:
     """Why this file must be skipped, or ``None`` if it is in scope.
 
+    A file that breaks Google's documented shape is ``malformed_item`` / ``invalid_field``.
     Trashed is checked first because it is the state the user chose; then type, then size. A file
     without a size is never too large: Drive omits size for items it does not measure.
     """
+    problem = payloads.drive_file_problem(file)
+    if problem is not None:
+        return SkipReason(problem)
     if file.get("trashed") is True:
         return SkipReason.TRASHED
     if file.get("mimeType") not in limits.supported_mime_types:
@@ -161,7 +169,8 @@ def normalise_drive_file(file: Mapping[str, Any]) -> dict[str, Any]:
     ``owners`` is ``[]`` when Drive sends none (shared-drive items have no owners);
     ``modifiedTime`` is Drive's RFC 3339 string as sent (the parsed instant is on the record).
     """
-    owners = file.get("owners") or []
+    owners = file.get("owners")
+    owners = owners if isinstance(owners, list) else []
     return {
         "id": file.get("id"),
         "name": file.get("name"),
@@ -179,11 +188,11 @@ def normalise_drive_file(file: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_file_record(file: Mapping[str, Any]) -> FileRecord:
     """The ``connector_files`` row for one Drive File; ``meta`` = spec shape + META_EXTRA_KEYS."""
-    normalised = normalise_drive_file(file)
+    normalised = payloads.scrub(normalise_drive_file(file))
     meta = dict(normalised)
     for key in META_EXTRA_KEYS:
         if file.get(key) is not None:
-            meta[key] = file[key]
+            meta[key] = payloads.scrub(file[key])
     return FileRecord(
         external_id=str(file["id"]),
         title=normalised["name"],
@@ -229,6 +238,8 @@ class ChangeDecision:
     record: FileRecord | None = None
     reason: TombstoneReason | None = None
     drive_id: str | None = None
+    # With IGNORE: the entry breaks Google's documented shape; the skip reason to count it under.
+    invalid: str | None = None
 
     @property
     def tombstone(self) -> Tombstone | None:
@@ -238,8 +249,10 @@ class ChangeDecision:
 
 
 def _decide_file(file: Mapping[str, Any], limits: DriveLimits) -> ChangeDecision:
-    file_id = str(file["id"])
+    file_id = payloads.item_key(file)
     skip = classify_drive_file(file, limits)
+    if skip in (SkipReason.MALFORMED_ITEM, SkipReason.INVALID_FIELD):
+        return ChangeDecision(ChangeAction.IGNORE, file_id=file_id, invalid=str(skip))
     if skip is None:
         return ChangeDecision(ChangeAction.UPSERT, file_id=file_id, record=to_file_record(file))
     return ChangeDecision(ChangeAction.TOMBSTONE, file_id=file_id, reason=_SKIP_TO_TOMBSTONE[skip])
@@ -256,6 +269,13 @@ def decide_change(
     change: Mapping[str, Any], limits: DriveLimits, prior: PriorState | None = None
 ) -> ChangeDecision:
     """What one ``changes.list`` entry means for the store; ``prior`` is the stored row's state."""
+    problem = payloads.drive_change_problem(change)
+    if problem is not None:
+        file = change.get("file") if isinstance(change, Mapping) else None
+        file_id = payloads.item_key(change, "fileId")
+        if file_id == payloads.NO_ID:
+            file_id = payloads.item_key(file)
+        return ChangeDecision(ChangeAction.IGNORE, file_id=file_id, invalid=problem)
     if change.get("changeType") == "drive":
         drive_id = change.get("driveId")
         if change.get("removed") is True and drive_id:
@@ -267,7 +287,9 @@ def decide_change(
         return ChangeDecision(ChangeAction.IGNORE, drive_id=drive_id)
 
     file = change.get("file")
-    raw_id = change.get("fileId") or (file.get("id") if isinstance(file, Mapping) else None)
+    raw_id = payloads.usable_id(change.get("fileId")) or (
+        payloads.usable_id(file.get("id")) if isinstance(file, Mapping) else None
+    )
     if not raw_id:
         return ChangeDecision(ChangeAction.IGNORE)
     file_id = str(raw_id)

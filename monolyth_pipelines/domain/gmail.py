@@ -8,9 +8,14 @@ Pure functions only. The normalised shape is connectors-v1.md §3.2 with these d
 * ``date`` is ``YYYY-MM-DDTHH:MM:SSZ`` (UTC) from the Date header; when that is missing or
   unreadable, from ``internalDate`` (when Gmail received the message, which is also what
   Gmail's own UI sorts by); else ``None``.
-* ``attachments`` are every MIME part, at any depth, with a non-empty filename, including
-  inline images that carry one; each has the spec keys plus ``partId``/``attachmentId`` when
-  Gmail sends them (``attachmentId`` is what attachments.get needs).
+* ``attachments`` are every MIME part, at any depth (forwarded ``message/rfc822`` parts
+  included), with a non-empty filename, including inline images that carry one; each entry has
+  exactly the spec keys ``filename``, ``mimeType``, ``size``. The stored row keeps each one's
+  Gmail part id beside them, index for index, in ``attachmentPartIds`` (selective import names
+  Vault documents by it); ``find_attachments`` also gives the ``attachmentId`` that
+  attachments.get needs.
+* The ``fields`` mask asks for ``PART_MASK_DEPTH`` levels of parts. A message whose tree goes
+  deeper (``parts_cut_off``) is fetched again without a mask, so depth never hides an attachment.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.email_headers import decode_header_value, parse_from, parse_mail_date
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.domain.timestamps import format_utc_z, from_epoch_millis, parse_rfc3339
 from monolyth_pipelines.settings import GmailLimits
 
 MESSAGE_MIME = "message/rfc822"
+# An ``attachments`` entry holds exactly these (connectors-v1.md §3.2).
+ATTACHMENT_KEYS = ("filename", "mimeType", "size")
 
 # metadataHeaders for format=metadata: exactly the headers normalise_message reads.
 METADATA_HEADERS: tuple[str, ...] = ("Subject", "From", "Date", "Message-ID")
@@ -50,7 +58,14 @@ def part_fields(depth: int) -> str:
     return f"{_PART_SCALARS},parts({part_fields(depth - 1)})"
 
 
-def thread_full_fields(depth: int = 5) -> str:
+# Levels of nested parts the format=full mask asks for. Forwarded mail adds two levels per
+# forward (message/rfc822, then the forwarded message's multipart); ten levels hold an
+# attachment inside three forwards. Deeper trees are detected and fetched unmasked.
+PART_MASK_DEPTH = 10
+_CONTAINERS = ("multipart/", MESSAGE_MIME)
+
+
+def thread_full_fields(depth: int = PART_MASK_DEPTH) -> str:
     """``fields=`` for threads.get format=full: headers and the part tree, never ``body.data``.
 
     Attachments nested deeper than ``depth`` levels are cut off by the mask.
@@ -69,7 +84,8 @@ def _headers(message: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     if not isinstance(payload, Mapping):
         return found
-    for header in payload.get("headers") or []:
+    listed = payload.get("headers")
+    for header in listed if isinstance(listed, list) else []:
         if not isinstance(header, Mapping):
             continue
         name, value = header.get("name"), header.get("value")
@@ -84,38 +100,60 @@ def _walk_parts(payload: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     while stack:
         part = stack.pop()
         yield part
-        children = part.get("parts") or []
-        stack.extend(reversed([c for c in children if isinstance(c, Mapping)]))
+        children = part.get("parts")
+        if isinstance(children, list):
+            stack.extend(reversed([c for c in children if isinstance(c, Mapping)]))
 
 
 def _int_or_none(value: object) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
+    # Negative or past a bigint: not a size any column can hold.
+    return number if 0 <= number <= payloads.MAX_SIZE else None
+
+
+def parts_cut_off(message: Mapping[str, Any], depth: int = PART_MASK_DEPTH) -> bool:
+    """True when a mask of ``depth`` levels cut this message's part tree: a container part at
+    the last level the mask reaches, whose children were therefore left out."""
+    payload = message.get("payload")
+    if not isinstance(payload, Mapping):
+        return False
+    level: list[Mapping[str, Any]] = [payload]
+    for _ in range(depth):
+        children = [p["parts"] for p in level if isinstance(p.get("parts"), list)]
+        level = [c for parts in children for c in parts if isinstance(c, Mapping)]
+    return any(
+        "parts" not in part and str(part.get("mimeType") or "").lower().startswith(_CONTAINERS)
+        for part in level
+    )
 
 
 def find_attachments(message: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Attachment metadata of a format=full message: every part with a non-empty filename."""
+    """Every part with a non-empty filename, at any depth: the spec keys, plus ``partId`` and
+    ``attachmentId`` when Gmail sends them (for selective import; never in ``attachments``)."""
     payload = message.get("payload")
     if not isinstance(payload, Mapping):
         return []
     attachments: list[dict[str, Any]] = []
     for part in _walk_parts(payload):
-        filename = decode_header_value(part.get("filename")) if part.get("filename") else None
+        raw_name = part.get("filename")
+        filename = decode_header_value(raw_name) if isinstance(raw_name, str) and raw_name else None
         if not filename:
             continue
         body = part.get("body") if isinstance(part.get("body"), Mapping) else {}
+        mime = part.get("mimeType")
         item: dict[str, Any] = {
             "filename": filename,
-            "mimeType": part.get("mimeType"),
+            "mimeType": mime if isinstance(mime, str) else None,
             "size": _int_or_none(body.get("size")),
         }
-        if part.get("partId") is not None:
-            item["partId"] = part["partId"]
-        if body.get("attachmentId"):
+        if payloads.usable_id(part.get("partId")) is not None or part.get("partId") == "":
+            item["partId"] = str(part["partId"])
+        if payloads.usable_id(body.get("attachmentId")) is not None:
             item["attachmentId"] = body["attachmentId"]
         attachments.append(item)
     return attachments
@@ -136,7 +174,7 @@ def normalise_message(message: Mapping[str, Any]) -> dict[str, Any]:
         "from": address,
         "date": format_utc_z(moment) if moment else None,
         "messageId": message_id,
-        "attachments": find_attachments(message),
+        "attachments": [{k: a[k] for k in ATTACHMENT_KEYS} for a in find_attachments(message)],
         "fromName": display_name,
     }
 
@@ -154,18 +192,25 @@ def to_message_record(
 
     ``label_ids`` overrides the message's own ``labelIds`` (history records may be fresher);
     ``account`` is the mailbox address for the web link (see GMAIL_WEB_URL). ``meta`` is the
-    normalised shape plus ``threadId`` and ``labelIds``.
+    normalised shape plus ``attachmentPartIds``, ``threadId`` and ``labelIds``.
     """
     message_id = str(message["id"])
     normalised = normalise_message(message)
     labels = list(label_ids) if label_ids is not None else list(message.get("labelIds") or [])
     # attachmentId is left out of the stored row: Gmail issues a new one on every fetch, so
     # keeping it would make an unchanged message look changed on every full pull.
-    attachments = [{k: v for k, v in a.items() if k != "attachmentId"} for a in normalised["attachments"]]
-    meta = {**normalised, "attachments": attachments, "threadId": message.get("threadId"), "labelIds": labels}
+    part_ids = [a.get("partId") for a in find_attachments(message)]
+    meta = payloads.scrub(
+        {
+            **normalised,
+            "attachmentPartIds": part_ids,
+            "threadId": message.get("threadId"),
+            "labelIds": labels,
+        }
+    )
     return FileRecord(
         external_id=message_id,
-        title=normalised["subject"],
+        title=meta["subject"],
         mime=MESSAGE_MIME,
         size=_int_or_none(message.get("sizeEstimate")),
         modified_at=parse_rfc3339(normalised["date"]),

@@ -49,12 +49,16 @@ class FaultRule:
     rate: float = 0.0
     statuses: tuple[int, ...] = ()  # with rate: pick one of these at random
     account: str | None = None
+    # Rewrites a successful JSON answer (the parsed body in, a JSON value or raw bytes out): a
+    # payload that breaks Google's documented shape, or a body that is not JSON at all.
+    rewrite: Callable[[Any], Any] | None = None
     matched: int = 0
     fired: int = 0
 
     def describe(self) -> dict[str, Any]:
         out = asdict(self)
         out["calls"] = sorted(self.calls) if self.calls else None
+        out["rewrite"] = getattr(self.rewrite, "__name__", None) if self.rewrite else None
         return out
 
 
@@ -63,6 +67,7 @@ class Decision:
     latency: float = 0.0
     error: ApiError | None = None
     drop: bool = False
+    rewrites: tuple[Callable[[Any], Any], ...] = ()
 
     @property
     def injected(self) -> bool:
@@ -131,6 +136,20 @@ class Faults:
             )
         )
 
+    def rewrite(
+        self,
+        endpoint: str,
+        fn: Callable[[Any], Any],
+        *,
+        calls: Iterable[int] = (),
+        account: str | None = None,
+    ) -> FaultRule:
+        """Successful answers of ``endpoint`` (every one, or the ``calls`` ordinals) pass through
+        ``fn``: it gets the parsed JSON body and returns the value to send, or bytes sent as is."""
+        return self.add(
+            FaultRule(endpoint, calls=frozenset(calls) or None, every=not calls, account=account, rewrite=fn)
+        )
+
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
@@ -139,6 +158,7 @@ class Faults:
         latency = 0.0
         error: ApiError | None = None
         drop = False
+        rewrites: list[Callable[[Any], Any]] = []
         with self._lock:
             for rule in self.rules:
                 if not fnmatch.fnmatchcase(endpoint, rule.endpoint):
@@ -147,6 +167,11 @@ class Faults:
                     continue
                 rule.matched += 1
                 latency += rule.latency
+                if rule.rewrite is not None:
+                    if rule.every or (rule.calls is not None and rule.matched in rule.calls):
+                        rule.fired += 1
+                        rewrites.append(rule.rewrite)
+                    continue
                 if error is not None or drop:
                     continue
                 fires = (
@@ -162,7 +187,7 @@ class Faults:
                     continue
                 status = rule.status if rule.status is not None else self._rng.choice(rule.statuses)
                 error = from_status(status, rule.reason)
-        return Decision(latency, error, drop)
+        return Decision(latency, error, drop, tuple(rewrites))
 
 
 class SlidingWindow:

@@ -299,13 +299,15 @@ class Mailbox:
         date_header: str | bool = True,
         extra_headers: Sequence[tuple[str, str]] = (),
         layout: str = "alternative",
+        forwards: int = 2,
     ) -> dict[str, Any]:
         """New mail: a new thread, or a reply in ``thread_id``. Returns the message (format=minimal).
 
         ``subject=None`` leaves the Subject header out; ``date_header`` may be a literal (even a
         malformed one) or False for no Date header. ``attachments`` items are AttachmentSpec or
         ``(filename, mime_type, size)``. Label names are accepted where ids are expected.
-        ``layout`` is one of ``mime.LAYOUTS`` (with attachments, plain/alternative become mixed).
+        ``layout`` is one of ``mime.LAYOUTS`` (with attachments, plain/alternative become mixed);
+        ``forwards`` is how many forwarded messages wrap the first attachment of ``forwarded``.
         """
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}")
@@ -333,7 +335,7 @@ class Mailbox:
             specs = tuple(a if isinstance(a, AttachmentSpec) else AttachmentSpec(*a) for a in attachments)
             if specs and layout in ("plain", "alternative"):
                 layout = "mixed"
-            spec = MessageSpec(tuple(headers), layout, self._rng.randrange(2**31), body, specs)
+            spec = MessageSpec(tuple(headers), layout, self._rng.randrange(2**31), body, specs, forwards)
             thread = parent or Thread(message_id)
             message = Message(message_id, thread.id, internal, label_ids, 0, spec)
             thread.messages.append(message)

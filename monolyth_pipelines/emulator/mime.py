@@ -7,7 +7,11 @@ attachment bytes are ever kept.
 
 Layouts: ``plain`` (text/plain), ``alternative`` (text + html), ``mixed`` (alternative and
 attachments), ``related`` (html with inline images, inside mixed when there are attachments too)
-and ``deep`` (the first attachment sits three multipart levels down, as in forwarded mail).
+``deep`` (the first attachment sits three multipart levels down, as in forwarded mail) and
+``forwarded``: an HTML body whose ``multipart/mixed`` sits in ``multipart/alternative`` in
+``multipart/related`` (the second attachment is there), then a chain of ``forwards`` forwarded
+``message/rfc822`` parts around a message holding the first attachment, ``2 * forwards + 3``
+levels down (7 for the default two forwards).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Any
 
 from monolyth_pipelines.emulator.content import BinaryContent, sentences
 
-LAYOUTS = ("plain", "alternative", "mixed", "related", "deep")
+LAYOUTS = ("plain", "alternative", "mixed", "related", "deep", "forwarded")
 ATTACHMENT_ID_PREFIX = "ANGjdJ"
+MESSAGE_RFC822 = "message/rfc822"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class MessageSpec:
     body_seed: int = 0
     body_text: str | None = None
     attachments: tuple[AttachmentSpec, ...] = ()
+    forwards: int = 2  # layout "forwarded": how many message/rfc822 levels wrap the first attachment
 
 
 @dataclass(slots=True)
@@ -148,6 +154,8 @@ def build_tree(spec: MessageSpec, message_id: str) -> Part:
         middle = _multipart("mixed", message_id, 2, [intro, innermost])
         body = _multipart("alternative", message_id, 1, [plain, html_part])
         root = _multipart("mixed", message_id, 0, [body, middle, *inline, *regular[1:]])
+    elif layout == "forwarded" and regular:
+        root = _forwarded(spec, message_id, plain, html_part, regular, inline)
     else:
         body = _multipart("alternative", message_id, 1, [plain, html_part])
         if inline:
@@ -157,6 +165,41 @@ def build_tree(spec: MessageSpec, message_id: str) -> Part:
     root.headers = [*spec.headers, ("MIME-Version", "1.0"), *root.headers]
     _number(root, "")
     return root
+
+
+def _text(mime: str, text: str) -> Part:
+    return Part(mime, [("Content-Type", f'{mime}; charset="UTF-8"')], data=text.encode())
+
+
+def _forwarded(
+    spec: MessageSpec, message_id: str, plain: Part, html_part: Part, regular: list[Part], inline: list[Part]
+) -> Part:
+    """Forwarded mail as clients build it: each forward wraps the previous message whole."""
+    boundaries = iter(range(10, 10_000))
+
+    def multipart(subtype: str, children: list[Part]) -> Part:
+        return _multipart(subtype, message_id, next(boundaries), children)
+
+    first, *rest = regular
+    note = _text("text/plain", "See the signed copy attached.\r\n")
+    message = multipart(
+        "mixed",
+        [
+            multipart("alternative", [_text("text/plain", "Original\r\n"), _text("text/html", "<p>x</p>")]),
+            multipart("related", [multipart("mixed", [note, first])]),
+        ],
+    )
+    message.headers = [("From", "origin@example.org"), ("Subject", "Original"), *message.headers]
+    for n in range(max(1, spec.forwards)):
+        wrapped = Part("message/rfc822", [("Content-Type", "message/rfc822")], children=[message])
+        intro = _text("text/plain", "---------- Forwarded message ---------\r\n")
+        message = multipart("mixed", [intro, wrapped])
+        forwarder = [("From", f"fwd{n}@example.org"), ("Subject", f"Fwd{n}: Original")]
+        message.headers = [*forwarder, *message.headers]
+    # The outer message: the HTML body's mixed part inside alternative inside related.
+    html_side = multipart("mixed", [html_part, *rest[:1]])
+    body = multipart("related", [multipart("alternative", [plain, html_side]), *inline])
+    return multipart("mixed", [body, message.children[1], *rest[1:]])
 
 
 def _number(part: Part, part_id: str) -> None:
@@ -237,7 +280,9 @@ def _render(part: Part, message_id: str, out: bytearray) -> None:
     for name, value in part.headers:
         out += f"{name}: {value}\r\n".encode()
     out += b"\r\n"
-    if part.children:
+    if part.mime == MESSAGE_RFC822 and part.children:
+        _render(part.children[0], message_id, out)
+    elif part.children:
         boundary = part.headers[-1][1].split('boundary="', 1)[1].rstrip('"')
         for child in part.children:
             out += f"--{boundary}\r\n".encode()

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from monolyth_pipelines.emulator import admin, batch, drive_api, gmail_api
 from monolyth_pipelines.emulator.calls import (
+    JSON_TYPE,
     ApiRequest,
     ApiResponse,
     CallContext,
@@ -28,6 +29,7 @@ from monolyth_pipelines.emulator.calls import (
     error_response,
     header_value,
     json_response,
+    rewritten,
 )
 from monolyth_pipelines.emulator.errors import ApiError, not_found, unauthenticated
 from monolyth_pipelines.emulator.oauth import bearer_token
@@ -128,6 +130,8 @@ class Dispatcher:
             except ApiError as exc:
                 response = error_response(exc)
         emu.stats_store.api_call(email, endpoint, response.status, units=emu.quotas.cost(endpoint))
+        if decision.rewrites and response.status == 200 and response.content_type.startswith(JSON_TYPE):
+            return rewritten(response, decision.rewrites)
         return response
 
     # --- batch ----------------------------------------------------------------------------------

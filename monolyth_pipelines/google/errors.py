@@ -204,4 +204,11 @@ def classify_exception(exc: BaseException) -> SyncError:
             f"Network error talking to Google: {type(exc).__name__}: {exc}",
             retryable=True,
         )
-    return SyncError(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}: {exc}")
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        text = f"Google answered with a body that is not JSON: {type(exc).__name__}: {exc}"
+        return SyncError(ErrorCode.BAD_RESPONSE, text, retryable=True)
+    # Imported here: the store's classifier builds on SyncError and is not Google's.
+    from monolyth_pipelines.store.outage import database_error
+
+    unexpected = f"Unexpected error: {type(exc).__name__}: {exc}"
+    return database_error(exc) or SyncError(ErrorCode.INTERNAL, unexpected)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
-from monolyth_pipelines.errors import SyncError
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.errors import classify_exception
 
 T = TypeVar("T")
@@ -102,3 +102,17 @@ def call_with_retries(
             if on_retry is not None:
                 on_retry(RetryEvent(attempt=attempt, delay=delay, error=error))
             policy.sleep(delay)
+
+
+def expect_json_object(result: T) -> T:
+    """An API answer as the client returns it: a JSON object, or bytes for media. The client
+    hands back a body that is not JSON as a plain string (a proxy's error page, a truncated
+    answer): that is a transient ``bad_response``, retried like a 5xx, never a crash later on."""
+    if isinstance(result, dict | bytes):
+        return result
+    shown = repr(result)[:80]
+    raise SyncError(
+        ErrorCode.BAD_RESPONSE,
+        f"Google answered with a body that is not a JSON object: {shown}",
+        retryable=True,
+    )

@@ -3,6 +3,7 @@ Dagster metadata and the completed event, and read back when a step retry carrie
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class SyncCounters:
     skipped_ids: dict[str, list[str]] = field(default_factory=dict)
     pages: int = 0
     retries: int = 0
+    database_retries: int = 0  # transactions written again after a lost database connection
     vault_imported: int = 0
     mode: str = ""  # "full", "incremental", "full_after_invalid_cursor", "full_after_settings_change"
     limit_reached: bool = False
@@ -53,6 +55,14 @@ class SyncCounters:
         kept = self.skipped_ids.setdefault(reason, [])
         if len(kept) < SKIPPED_IDS_KEPT:
             kept.append(external_id)
+
+    def snapshot(self) -> SyncCounters:
+        return copy.deepcopy(self)
+
+    def restore(self, snapshot: SyncCounters) -> None:
+        """Back to ``snapshot`` in place (every holder of this object sees it): a page whose
+        commit failed is written again, and must not be counted twice."""
+        self.__dict__.update(copy.deepcopy(snapshot).__dict__)
 
     @property
     def stored(self) -> int:

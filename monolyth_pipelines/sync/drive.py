@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from monolyth_pipelines.domain import drive as drive_domain
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SkipReason
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.errors import ErrorCode, SyncError
@@ -139,7 +140,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                 if skip is None:
                     records.append(drive_domain.to_file_record(item))
                 else:
-                    self.counters.skip(skip, item["id"])
+                    self.counters.skip(skip, payloads.item_key(item))
             yield self._with_content(sweep.listing_page(records, next_token))
             finished = not next_token
         if not finished:
@@ -241,7 +242,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                         self._restart_listing(sweep, error)
                         page_token = None
                         continue
-                listed = resp.get("files", [])
+                listed = resp.get("files") or []
                 self.budget -= len(listed)
                 self.counters.seen += len(listed)
                 next_token = resp.get("nextPageToken")
@@ -307,7 +308,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                     )
                     return False
                 raise
-            changes = resp.get("changes", [])
+            changes = resp.get("changes") or []
             self.budget -= len(changes)
             self.counters.seen += len(changes)
             next_token = resp.get("nextPageToken")
@@ -329,17 +330,21 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
             )
 
     def _changes_page(self, changes: list[dict[str, Any]], corpus: str, cursor: str) -> PageWrite:
-        removed_ids = [c["fileId"] for c in changes if c.get("removed") and c.get("fileId")]
+        ids = [payloads.item_key(c, "fileId") for c in changes]
+        removed_ids = [
+            i for i, c in zip(ids, changes, strict=True) if i != payloads.NO_ID and c.get("removed") is True
+        ]
         with self.engine.connect() as conn:
             prior_rows = files.stored_meta(conn, self.account_id, removed_ids)
         upserts: dict[str, FileRecord] = {}
         tombstones: dict[str, Tombstone] = {}
         drives_removed: list[str] = []
-        for change in changes:
-            file_id = change.get("fileId")
+        for file_id, change in zip(ids, changes, strict=True):
             prior = PriorState.from_row(*prior_rows[file_id]) if file_id in prior_rows else None
             decision = drive_domain.decide_change(change, self.limits, prior)
-            if decision.action is ChangeAction.UPSERT and decision.record is not None:
+            if decision.invalid is not None:
+                self.counters.skip(decision.invalid, decision.file_id or payloads.NO_ID)
+            elif decision.action is ChangeAction.UPSERT and decision.record is not None:
                 upserts[decision.record.external_id] = decision.record
                 tombstones.pop(decision.record.external_id, None)
             elif decision.action is ChangeAction.TOMBSTONE and decision.tombstone is not None:

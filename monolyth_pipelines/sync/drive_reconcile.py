@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from monolyth_pipelines.domain import drive as drive_domain
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.drive import ChangeAction, PriorState
 from monolyth_pipelines.domain.records import FileRecord, Tombstone
 from monolyth_pipelines.errors import ErrorCode, SyncError
@@ -83,7 +84,8 @@ class DriveReconcile:
                     **drive_domain.corpus_args(drive_id, for_changes=True),
                 )
             )
-            changed = [c["fileId"] for c in resp.get("changes", []) if c.get("fileId")]
+            changed = [payloads.item_key(c, "fileId") for c in resp.get("changes") or []]
+            changed = [file_id for file_id in changed if file_id != payloads.NO_ID]
             with self.engine.begin() as conn:
                 files.record_sweep_seen(conn, self.account_id, sweep.sweep_id, changed)
             token = resp.get("nextPageToken")

@@ -22,12 +22,14 @@ from typing import Any
 
 from googleapiclient.http import HttpRequest
 
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.gmail import (
     METADATA_HEADERS,
     THREAD_FULL_FIELDS,
     THREAD_METADATA_FIELDS,
     AttachmentRule,
     decide_thread,
+    parts_cut_off,
     to_message_record,
 )
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
@@ -219,7 +221,10 @@ class GmailSync(GmailAttachments, PagedSync):
                 ),
                 "threads.list",
             )
-            ids = [str(t["id"]) for t in resp.get("threads", [])][:remaining]
+            listed = [payloads.item_key(t) for t in resp.get("threads") or []]
+            for _ in range(listed.count(payloads.NO_ID)):
+                self.counters.skip(payloads.MALFORMED_ITEM, payloads.NO_ID)
+            ids = [thread_id for thread_id in listed if thread_id != payloads.NO_ID][:remaining]
             remaining -= len(ids)
             yield from ids
             page_token = resp.get("nextPageToken")
@@ -267,7 +272,7 @@ class GmailSync(GmailAttachments, PagedSync):
                     self.counters.warnings.append(f"stored history id {cursor} is no longer kept by Gmail")
                     return False
                 raise
-            records = resp.get("history", [])
+            records = resp.get("history") or []
             next_token = resp.get("nextPageToken")
             # Gmail's advice: after the last page store the returned historyId; until then, the
             # last record applied is where a crashed run resumes.
@@ -288,14 +293,20 @@ class GmailSync(GmailAttachments, PagedSync):
         label_id = self._label() if records else ""
         for record in records:
             for kind in _HISTORY_KINDS:
-                for item in record.get(kind) or []:
-                    message = item.get("message") or {}
+                entries = record.get(kind) if isinstance(record, Mapping) else None
+                for item in entries if isinstance(entries, list) else []:
+                    message = (item.get("message") if isinstance(item, Mapping) else None) or {}
+                    if not isinstance(message, Mapping) or payloads.gmail_message_problem(message):
+                        self.counters.skip(payloads.MALFORMED_ITEM, payloads.item_key(message))
+                        continue
                     if kind == "messagesDeleted" and message.get("id"):
                         deleted.append(str(message["id"]))
                     thread_id = message.get("threadId")
                     if not thread_id:
                         continue
-                    labels = {*(message.get("labelIds") or ()), *(item.get("labelIds") or ())}
+                    changed = item.get("labelIds")
+                    changed = changed if isinstance(changed, list) else ()
+                    labels = {*(message.get("labelIds") or ()), *changed}
                     # New mail whose labels history left out could be in the label: look.
                     if label_id in labels or (kind == "messagesAdded" and "labelIds" not in message):
                         wanted[str(thread_id)] = None
@@ -325,11 +336,16 @@ class GmailSync(GmailAttachments, PagedSync):
         """One batch of threads.get answers: its rows and tombstones, attachments already in Vault."""
         kept: list[Mapping[str, Any]] = []
         tombstones: list[Tombstone] = []
-        for thread in threads:
+        for answer in threads:
+            thread, bad = payloads.split_thread(answer)
+            for reason, message_id in bad:
+                self.counters.skip(reason, message_id)
             decision = decide_thread(thread, label_id)
             kept += decision.keep
             tombstones += decision.tombstones
-            self.counters.seen += len((thread or {}).get("messages") or [])
+            self.counters.seen += len((thread or {}).get("messages") or []) + len(bad)
+        if self.full_format:
+            kept = [self._whole_message(m) if parts_cut_off(m) else m for m in kept]
         address = self._mailbox_address() if kept else None
         records: list[FileRecord] = [to_message_record(m, account=address) for m in kept]
         # Before the commit: a crash then re-plans the same messages, and Vault keeps what landed.

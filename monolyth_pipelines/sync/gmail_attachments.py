@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from googleapiclient.http import HttpRequest
 
 from monolyth_pipelines.domain.gmail import attachment_external_id, find_attachments, select_attachments
-from monolyth_pipelines.errors import ErrorCode
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.batching import BatchCall
 from monolyth_pipelines.store import vault
 
@@ -25,6 +25,17 @@ SKIP_ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
 
 class GmailAttachments:
     """Mixed into ``GmailSync``: uses its run context, rule, batcher and Gmail client."""
+
+    def _whole_message(self: GmailSync, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A message deeper than the fields mask reaches (``parts_cut_off``), fetched again
+        without a mask so that no attachment is missed however deep it sits."""
+        request = self.users.messages().get(userId="me", id=str(message["id"]), format="full")
+        try:
+            return self._call(request, "messages.get")
+        except SyncError as error:
+            if error.code is not ErrorCode.NOT_FOUND:
+                raise
+            return message  # deleted meanwhile: the history replays that
 
     def _import_attachments(self: GmailSync, messages: list[Mapping[str, Any]]) -> None:
         """Selective import: the rule's attachments into Vault, each fetched once ever."""

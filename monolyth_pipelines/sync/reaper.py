@@ -20,7 +20,7 @@ from monolyth_pipelines.errors import ErrorCode
 from monolyth_pipelines.store import automation_queries as q
 from monolyth_pipelines.store.jobs import Job
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
-from monolyth_pipelines.sync.run import reap_job
+from monolyth_pipelines.sync.closing import reap_job
 
 RUN_DIED = "run_died"
 

@@ -7,12 +7,11 @@ records goes through here, and ``SyncRun.commit_page`` is the one place a page i
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,12 +20,14 @@ from googleapiclient.http import HttpRequest
 from monolyth_pipelines.domain.records import TombstoneReason
 from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.credentials import token_json_after_refresh
-from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
+from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries, expect_json_object
 from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
 from monolyth_pipelines.store.dialect import page_transaction
 from monolyth_pipelines.store.events import Event
+from monolyth_pipelines.store.outage import database_backoff, database_error, retried_transaction
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.sync.closing import reap_job
 from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
 from monolyth_pipelines.sync.pages import (
     LOUD_DROP_THRESHOLD,
@@ -104,7 +105,7 @@ class SyncRun:
         # Set by whoever builds the Google clients after ``start`` (the asset).
         self.clients: GoogleClients | None = None
         self.policy = Backoff()
-        self._started = time.monotonic()
+        self.db_policy = database_backoff()
 
     # --- meta -----------------------------------------------------------------------------------
     def meta(self, **extra: Any) -> dict[str, Any]:
@@ -120,7 +121,35 @@ class SyncRun:
 
     @property
     def duration_ms(self) -> int:
-        return int((time.monotonic() - self._started) * 1000)
+        """Since the job was first claimed: step retries and their waits count too."""
+        started = self.job.started_at if self.job is not None else None
+        if started is None:
+            return 0
+        started = started if started.tzinfo else started.replace(tzinfo=UTC)  # SQLite: naive UTC
+        return max(0, int((utcnow() - started).total_seconds() * 1000))
+
+    def _count_database_retry(self, event: RetryEvent) -> None:
+        self.counters.database_retries += 1
+        self.log(f"database unavailable, retry in {event.delay:.1f} s: {event.error.message}")
+
+    def transaction(self, write: Callable[[sa.Connection], Any], *, page: bool = False) -> Any:
+        """``write`` in one transaction, written again after a lost connection (with backoff),
+        with the counters and token as they were before each try."""
+        before, token = self.counters.snapshot(), self.account.token_json if self.account else None
+
+        def reset() -> None:
+            self.counters.restore(before)
+            if self.account is not None:
+                self.account.token_json = token
+
+        return retried_transaction(
+            self.engine,
+            write,
+            policy=self.db_policy,
+            on_retry=self._count_database_retry,
+            reset=reset,
+            begin=page_transaction if page else None,
+        )
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -219,7 +248,8 @@ class SyncRun:
         refreshed token and the heartbeat, in one transaction."""
         assert self.account is not None, "run not started"
         account_id, c = self.account.id, self.counters
-        with page_transaction(self.engine) as conn:
+
+        def write(conn: sa.Connection) -> None:
             if page.records:
                 counts = files.upsert_files(
                     conn, account_id, self.identity.provider, page.records, job_id=self.job_id
@@ -252,6 +282,8 @@ class SyncRun:
                 c.pages += 1
             self.heartbeat(conn)
 
+        self.transaction(write, page=True)
+
     def _save_refreshed_token(self, conn: sa.Connection) -> None:
         assert self.account is not None and self.account.token_json is not None
         if self.clients is None:
@@ -269,14 +301,16 @@ class SyncRun:
     # --- outcome ----------------------------------------------------------------------------------
     def complete(self) -> dict[str, Any]:
         ident = self.identity
-        meta = self.meta()
-        with self.engine.begin() as conn:
+        meta: dict[str, Any] = {}
+
+        def write(conn: sa.Connection) -> None:
+            meta.update(self.meta())  # per try: the row shows the database retries it needed
             vault.follow_source_rows(conn, ident.account_id, ident.provider)
             if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta):
-                # The reaper or a failure sensor closed the row meanwhile (this run looked dead);
-                # the first recorded outcome stands, and a second event would contradict it.
+                # The reaper or a failure sensor closed the row meanwhile (this run looked dead),
+                # or a commit whose answer was lost did: the first recorded outcome stands.
                 self.log(f"job {self.job_id} was already closed; not recording completion over it")
-                return meta
+                return
             events.log_event(
                 conn,
                 Event.SYNC_COMPLETED,
@@ -288,15 +322,18 @@ class SyncRun:
                     "duration_ms": meta["duration_ms"],
                 },
             )
+
+        self.transaction(write)
         return meta
 
     def fail(self, error: SyncError, *, will_retry: bool) -> None:
         """Record a failure. While Dagster will retry, the row stays running: not failed in between."""
         message = f"{error.code}: {error.message}"
         ident = self.identity
-        with self.engine.begin() as conn:
-            if self.job is None:
-                return
+        if self.job is None:
+            return  # no job was opened: nothing to close, no run to report
+
+        def write(conn: sa.Connection) -> None:
             if will_retry:
                 jobs.update_meta(conn, self.job_id, self.meta(last_attempt_error=message))
                 return
@@ -318,6 +355,14 @@ class SyncRun:
                     "error_msg": error.message,
                 },
             )
+
+        try:
+            self.transaction(write)
+        except Exception as exc:
+            # The database is still away or refuses writes: the row stays running under this run's
+            # id until the run-failure sensor or the reaper closes it. Raising would hide the error.
+            problem = database_error(exc) or exc
+            self.log(f"could not record the outcome of job {self.job_id}: {safe_message(str(problem))}")
 
 
 class PagedSync:
@@ -352,28 +397,8 @@ class PagedSync:
 
         def attempt() -> Any:
             if around is None:
-                return request.execute()
+                return expect_json_object(request.execute())
             with around():
-                return request.execute()
+                return expect_json_object(request.execute())
 
         return call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
-
-
-def reap_job(conn: sa.Connection, job: jobs.Job, reason: str, error_code: str = "run_died") -> bool:
-    """Mark a job whose run died as failed, with the failed event; False if it was already closed."""
-    account = accounts.get_account(conn, job.account_id)
-    message = safe_message(f"{error_code}: {reason}")
-    if not jobs.finish_job(conn, job.id, JobStatus.FAILED, last_error=message):
-        return False
-    events.log_event(
-        conn,
-        Event.SYNC_FAILED,
-        {
-            "provider": account.provider if account else "unknown",
-            "account_id": job.account_id,
-            "run_id": job.run_id or "",
-            "error_code": error_code,
-            "error_msg": safe_message(reason),
-        },
-    )
-    return True

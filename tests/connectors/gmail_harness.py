@@ -132,12 +132,16 @@ def _attachments(part: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "filename": part["filename"],
                 "mimeType": part["mimeType"],
                 "size": part["body"]["size"],
-                "partId": part["partId"],
             }
         )
     for child in part.get("parts", []):
         found += _attachments(child)
     return found
+
+
+def _part_ids(part: Mapping[str, Any]) -> list[str]:
+    own = [part["partId"]] if part.get("filename") else []
+    return own + [pid for child in part.get("parts", []) for pid in _part_ids(child)]
 
 
 def expected_message(message: Mapping[str, Any], email: str) -> dict[str, Any]:
@@ -153,6 +157,7 @@ def expected_message(message: Mapping[str, Any], email: str) -> dict[str, Any]:
         "date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "messageId": _header(message, "Message-ID"),
         "attachments": _attachments(message["payload"]),
+        "attachmentPartIds": _part_ids(message["payload"]),
         "threadId": message["threadId"],
         "labelIds": message.get("labelIds", []),
     }
@@ -178,7 +183,7 @@ def expected_rows(
 
 
 def comparable(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    keys = ("from", "date", "messageId", "attachments", "threadId", "labelIds")
+    keys = ("from", "date", "messageId", "attachments", "attachmentPartIds", "threadId", "labelIds")
     return {
         k: {
             "title": r["title"],

@@ -81,9 +81,10 @@ def test_full_sync_equals_the_last_n_threads_of_the_label(make_gmail: Callable[.
     deep = rows[ids["deep"]]["meta_json"]
     assert deep["from"] == "jane.doe@acme.example" and deep["fromName"] == "Doe, Jane"
     assert deep["attachments"] == [
-        {"filename": "NDA.pdf", "mimeType": "application/pdf", "size": 12_345, "partId": "1.1.0"},
-        {"filename": "Exhibit A.pdf", "mimeType": "application/pdf", "size": 2_222, "partId": "2"},
+        {"filename": "NDA.pdf", "mimeType": "application/pdf", "size": 12_345},
+        {"filename": "Exhibit A.pdf", "mimeType": "application/pdf", "size": 2_222},
     ]
+    assert deep["attachmentPartIds"] == ["1.1.0", "2"]
     assert (
         rows[ids["deep"]]["url"] == f"https://mail.google.com/mail/u/{gmail.account.email}/#all/{ids['deep']}"
     )

@@ -210,6 +210,8 @@ def test_skip_reason_values_are_the_counter_names() -> None:
         "too_large",
         "trashed",
         "export_limit",
+        "malformed_item",
+        "invalid_field",
         "no_permission",
     }
 

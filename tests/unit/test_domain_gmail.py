@@ -10,10 +10,13 @@ import pytest
 
 from monolyth_pipelines.domain.gmail import (
     METADATA_HEADERS,
+    PART_MASK_DEPTH,
     THREAD_FULL_FIELDS,
     THREAD_METADATA_FIELDS,
     AttachmentRule,
+    find_attachments,
     normalise_message,
+    parts_cut_off,
     select_attachments,
     thread_full_fields,
     to_message_record,
@@ -205,17 +208,47 @@ NESTED = message(
 )
 
 
-def test_attachments_are_found_at_any_depth_with_spec_keys_and_ids() -> None:
+def test_attachments_are_found_at_any_depth_with_exactly_the_spec_keys() -> None:
     attachments = normalise_message(NESTED)["attachments"]
     assert [a["filename"] for a in attachments] == ["logo.png", "NDA.pdf", "Verträge.docx"]
-    nda = attachments[1]
-    assert nda == {
+    assert attachments[1] == {"filename": "NDA.pdf", "mimeType": "application/pdf", "size": 123456}
+    # The ids selective import needs come from find_attachments, never from the spec shape.
+    assert find_attachments(NESTED)[1] == {
         "filename": "NDA.pdf",
         "mimeType": "application/pdf",
         "size": 123456,
         "partId": "1.0.0",
         "attachmentId": "ANGjdJ-nda",
     }
+    record = to_message_record(NESTED)
+    assert record.meta["attachmentPartIds"] == [a["partId"] for a in find_attachments(NESTED)]
+
+
+def _chain(levels: int, leaf: dict[str, Any]) -> dict[str, Any]:
+    """``leaf`` under ``levels`` container parts: forwarded messages inside mixed parts."""
+    part = leaf
+    for level in range(levels, 0, -1):
+        mime = "message/rfc822" if level % 2 else "multipart/mixed"
+        part = {"partId": "x", "mimeType": mime, "filename": "", "body": {"size": 0}, "parts": [part]}
+    return part
+
+
+def test_the_mask_cut_is_detected_exactly_at_its_depth() -> None:
+    leaf = {"partId": "deep", "mimeType": "application/pdf", "filename": "deep.pdf", "body": {"size": 7}}
+    whole = message({"Subject": "fwd"}, payload=_chain(8, leaf))
+    assert normalise_message(whole)["attachments"] == [
+        {"filename": "deep.pdf", "mimeType": "application/pdf", "size": 7}
+    ]
+    assert not parts_cut_off(whole, depth=8), "the leaf is within reach"
+    # What a 5-level mask returns: the container at level 5 arrives without its parts.
+    cut = message({"Subject": "fwd"}, payload=_chain(8, leaf))
+    node = cut["payload"]
+    for _ in range(5):
+        node = node["parts"][0]
+    del node["parts"]
+    assert normalise_message(cut)["attachments"] == []
+    assert parts_cut_off(cut, depth=5)
+    assert not parts_cut_off(message({"Subject": "flat"}, payload=leaf))
 
 
 def test_inline_image_with_filename_counts_as_attachment() -> None:
@@ -234,14 +267,9 @@ def test_single_part_message_that_is_itself_an_attachment() -> None:
         },
     )
     assert normalise_message(msg)["attachments"] == [
-        {
-            "filename": "scan.pdf",
-            "mimeType": "application/pdf",
-            "size": 99,
-            "partId": "",
-            "attachmentId": "A1",
-        }
+        {"filename": "scan.pdf", "mimeType": "application/pdf", "size": 99}
     ]
+    assert to_message_record(msg).meta["attachmentPartIds"] == [""]
 
 
 def test_message_record_fields() -> None:
@@ -296,9 +324,9 @@ def test_empty_mime_list_selects_nothing_and_limits_build_the_rule() -> None:
     assert [a["filename"] for a in select_attachments(rule, attachments)] == ["NDA.pdf"]
 
 
-def test_field_masks_leave_body_data_out_and_nest_five_levels() -> None:
+def test_field_masks_leave_body_data_out_and_nest_ten_levels() -> None:
     assert "data" not in THREAD_FULL_FIELDS.replace("metadata", "")
-    assert THREAD_FULL_FIELDS.count("parts(") == 5
+    assert THREAD_FULL_FIELDS.count("parts(") == PART_MASK_DEPTH == 10
     assert "body(size,attachmentId)" in THREAD_FULL_FIELDS
     assert "headers(name,value)" in THREAD_FULL_FIELDS
     assert thread_full_fields(2).count("parts(") == 2

@@ -73,11 +73,10 @@ def test_the_stored_row_leaves_the_unstable_attachment_id_out() -> None:
     again = {**message, "payload": {**message["payload"], "parts": [{**message["payload"]["parts"][0]}]}}
     again["payload"]["parts"][0]["body"] = {"size": 3, "attachmentId": "ANG-2"}  # Gmail's next fetch
     first, second = to_message_record(message), to_message_record(again)
-    assert first.meta["attachments"] == [
-        {"filename": "a.pdf", "mimeType": "application/pdf", "size": 3, "partId": "1"}
-    ]
+    assert first.meta["attachments"] == [{"filename": "a.pdf", "mimeType": "application/pdf", "size": 3}]
+    assert first.meta["attachmentPartIds"] == ["1"]
     assert first == second
-    assert attachment_external_id("m1", first.meta["attachments"][0]) == "m1/1"
+    assert attachment_external_id("m1", {"partId": first.meta["attachmentPartIds"][0]}) == "m1/1"
     assert attachment_external_id("m1", {"partId": "", "filename": "whole.pdf"}) == "m1/whole.pdf"
 
 
