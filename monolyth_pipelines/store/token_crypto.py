@@ -73,7 +73,9 @@ def key_ring(dialect: str, *, create: bool = True) -> MultiFernet:
     keys = list(settings.token_keys())
     if not keys:
         if dialect != "sqlite":
-            raise TokenKeyError(f"MONOLYTH_TOKEN_KEYS is not set: the OAuth tokens are encrypted at rest; {KEYGEN_HINT}")
+            raise TokenKeyError(
+                f"MONOLYTH_TOKEN_KEYS is not set: the OAuth tokens are encrypted at rest; {KEYGEN_HINT}"
+            )
         keys = _local_key_file(create)
         if not keys:
             raise TokenKeyError(f"MONOLYTH_TOKEN_KEYS is not set and there is no key file; {KEYGEN_HINT}")

@@ -144,9 +144,7 @@ def test_cli_db_upgrade_is_idempotent(fresh_db_url: str) -> None:
 def test_upgrading_a_database_that_holds_rows_keeps_them(fresh_db_url: str) -> None:
     import uuid
 
-    from monolyth_pipelines.store import vault
-
-    from monolyth_pipelines.store import accounts
+    from monolyth_pipelines.store import accounts, vault
 
     engine = make_engine(fresh_db_url)
     upgrade(engine, "0001")
@@ -164,7 +162,11 @@ def test_upgrading_a_database_that_holds_rows_keeps_them(fresh_db_url: str) -> N
     with engine.begin() as conn:
         conn.execute(
             accounts_0001.insert().values(
-                id=account, owner_id=uuid.uuid4(), provider="google_drive", status="connected", token_json=plain
+                id=account,
+                owner_id=uuid.uuid4(),
+                provider="google_drive",
+                status="connected",
+                token_json=plain,
             )
         )
     owner = uuid.uuid4()

@@ -1,0 +1,104 @@
+"""Connecting an account: the OAuth code flow over the emulator's HTTP, create-or-update, scopes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from monolyth_pipelines.accounts import connect
+from monolyth_pipelines.google import oauth_flow
+from monolyth_pipelines.store import accounts, events
+from monolyth_pipelines.store.schema import connector_accounts
+from tests.accounts.conftest import REDIRECT_URI, OAuthWorld
+
+
+def _connected_events(engine: sa.Engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [e["payload"] for e in events.events_for(conn) if e["event"] == "connector_account_connected"]
+
+
+def test_the_whole_connect_flow_stores_a_connected_account(oauth_world: OAuthWorld) -> None:
+    got = oauth_world.consent()
+    assert got["scope"] == oauth_flow.DRIVE_READONLY
+    result = connect.exchange_code(
+        oauth_world.engine,
+        provider="google_drive",
+        owner_id=oauth_world.owner,
+        code=got["code"],
+        redirect_uri=REDIRECT_URI,
+        code_verifier=got["code_verifier"],
+    )
+    assert (result.status, result.created, result.email) == ("connected", True, "ada@example.com")
+    with oauth_world.engine.connect() as conn:
+        account = accounts.get_account(conn, result.account_id)
+        token = accounts.get_token_json(conn, result.account_id)
+    assert account is not None and account.status == "connected"
+    assert account.external_email == "ada@example.com" and account.external_user_id
+    assert token and token["refresh_token"].startswith("1//emuapp")
+    assert "client_secret" not in token  # the deployment's configuration holds it
+    assert _connected_events(oauth_world.engine) == [
+        {
+            "provider": "google_drive",
+            "account_id": str(result.account_id),
+            "scopes": [oauth_flow.DRIVE_READONLY],
+        }
+    ]
+
+
+def test_pkce_is_checked_and_a_code_works_once(oauth_world: OAuthWorld) -> None:
+    got = oauth_world.consent()
+    kwargs = dict(provider="google_drive", owner_id=oauth_world.owner, redirect_uri=REDIRECT_URI)
+    try:
+        connect.exchange_code(oauth_world.engine, code=got["code"], code_verifier="x" * 64, **kwargs)
+    except oauth_flow.OAuthFlowError as exc:
+        assert "invalid_grant" in str(exc)
+    else:
+        raise AssertionError("a wrong PKCE verifier was accepted")
+    # The failed attempt used the code up, as Google does.
+    got = oauth_world.consent()
+    result = connect.exchange_code(
+        oauth_world.engine, code=got["code"], code_verifier=got["code_verifier"], **kwargs
+    )
+    assert result.status == "connected"
+    try:
+        connect.exchange_code(
+            oauth_world.engine, code=got["code"], code_verifier=got["code_verifier"], **kwargs
+        )
+    except oauth_flow.OAuthFlowError:
+        pass
+    else:
+        raise AssertionError("a code was exchanged twice")
+
+
+def test_connecting_the_same_google_user_twice_updates_one_row(oauth_world: OAuthWorld) -> None:
+    first = oauth_world.connect()
+    with oauth_world.engine.connect() as conn:
+        first_token = accounts.get_token_json(conn, first.account_id)
+    second = oauth_world.connect()
+    assert second.account_id == first.account_id and not second.created
+    with oauth_world.engine.connect() as conn:
+        rows = conn.execute(sa.select(connector_accounts.c.id, connector_accounts.c.status)).all()
+        token = accounts.get_token_json(conn, first.account_id)
+    assert rows == [(first.account_id, "connected")]
+    assert token and first_token and token["refresh_token"] != first_token["refresh_token"]
+    # Another Google user of the same owner is another account.
+    oauth_world.emulator.consent_as("bob@example.com")
+    third = oauth_world.connect()
+    assert third.account_id != first.account_id and third.email == "bob@example.com"
+
+
+def test_missing_scopes_store_an_error_and_no_connected_event(oauth_world: OAuthWorld) -> None:
+    oauth_world.emulator.consent_as("ada@example.com", granted_scopes=[])
+    result = oauth_world.connect()
+    assert (result.status, result.reason) == ("error", "missing_scopes")
+    with oauth_world.engine.connect() as conn:
+        account = accounts.get_account(conn, result.account_id)
+    assert account is not None and account.status == "error" and account.status_reason == "missing_scopes"
+    assert account.status_message and "drive.readonly" in account.status_message
+    assert _connected_events(oauth_world.engine) == []
+
+
+def test_gmail_scope_is_added_incrementally_to_the_same_grant(oauth_world: OAuthWorld) -> None:
+    oauth_world.connect("google_drive")
+    gmail = oauth_world.connect("gmail")
+    assert gmail.status == "connected" and gmail.email == "ada@example.com"
+    assert set(gmail.scopes) == {oauth_flow.DRIVE_READONLY, oauth_flow.GMAIL_READONLY}
