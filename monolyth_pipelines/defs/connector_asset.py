@@ -23,6 +23,7 @@ from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exce
 from monolyth_pipelines.google.retry import Backoff
 from monolyth_pipelines.store import accounts
 from monolyth_pipelines.store.schema import connector_accounts, connector_files
+from monolyth_pipelines.store.token_crypto import TokenKeyError
 from monolyth_pipelines.sync.run import RunIdentity, SyncRun
 
 # Dagster-level retries for what survived the in-run backoff (Google down for minutes).
@@ -111,7 +112,10 @@ def run_connector_asset(
     try:
         run.start()
         with engine.connect() as conn:
-            token_json = accounts.get_token_json(conn, account_id)
+            try:
+                token_json = accounts.get_token_json(conn, account_id)
+            except TokenKeyError as exc:
+                raise SyncError(ErrorCode.TOKEN_KEY_UNAVAILABLE, str(exc)) from None
             owner_id = conn.execute(
                 sa.select(connector_accounts.c.owner_id).where(connector_accounts.c.id == account_id)
             ).scalar_one()

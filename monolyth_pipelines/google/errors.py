@@ -20,6 +20,7 @@ cursor_invalid              no         a page token / history id is stale: resta
 bad_request                 no         Google rejected the request as malformed (a bug on our side)
 google_unavailable          yes        5xx, 408, token-endpoint hiccups and network errors
 internal                    no         anything else (a bug): see the chained exception
+token_key_unavailable       no         the stored tokens cannot be decrypted: MONOLYTH_TOKEN_KEYS (operator)
 ==========================  =========  =================================================================
 
 Every message goes through ``redact`` so tokens and client secrets cannot reach logs, job rows
@@ -60,6 +61,7 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     GOOGLE_UNAVAILABLE = "google_unavailable"
     INTERNAL = "internal"
+    TOKEN_KEY_UNAVAILABLE = "token_key_unavailable"
 
 
 # --- redaction -------------------------------------------------------------------------------

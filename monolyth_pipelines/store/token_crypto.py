@@ -68,24 +68,44 @@ def _local_key_file(create: bool) -> list[str]:
     return keys
 
 
-def key_ring(dialect: str, *, create: bool = True) -> MultiFernet:
-    """The keys for a database of ``dialect`` ("sqlite" / "postgresql")."""
+def _keys(dialect: str, create: bool) -> list[str]:
     keys = list(settings.token_keys())
+    if keys:
+        return keys
+    if dialect != "sqlite":
+        raise TokenKeyError(
+            f"MONOLYTH_TOKEN_KEYS is not set: OAuth tokens are encrypted at rest; {KEYGEN_HINT}"
+        )
+    keys = _local_key_file(create)
     if not keys:
-        if dialect != "sqlite":
-            raise TokenKeyError(
-                f"MONOLYTH_TOKEN_KEYS is not set: the OAuth tokens are encrypted at rest; {KEYGEN_HINT}"
-            )
-        keys = _local_key_file(create)
-        if not keys:
-            raise TokenKeyError(f"MONOLYTH_TOKEN_KEYS is not set and there is no key file; {KEYGEN_HINT}")
+        raise TokenKeyError(f"MONOLYTH_TOKEN_KEYS is not set and there is no key file; {KEYGEN_HINT}")
+    return keys
+
+
+def _fernet(key: str) -> Fernet:
     try:
-        return MultiFernet([Fernet(k.encode()) for k in keys])
+        return Fernet(key.encode())
     except (ValueError, TypeError):
         raise TokenKeyError(
             f"MONOLYTH_TOKEN_KEYS holds something that is not a Fernet key (32 url-safe base64 bytes); "
             f"{KEYGEN_HINT}"
         ) from None
+
+
+def key_ring(dialect: str, *, create: bool = True) -> MultiFernet:
+    """The keys for a database of ``dialect`` ("sqlite" / "postgresql")."""
+    return MultiFernet([_fernet(k) for k in _keys(dialect, create)])
+
+
+def is_under_primary(dialect: str, stored: Any) -> bool:
+    """Whether ``stored`` is already encrypted with the ring's first key (rotation skips it)."""
+    if not is_encrypted(stored):
+        return False
+    try:
+        _fernet(_keys(dialect, False)[0]).decrypt(stored["v"].encode())
+    except InvalidToken:
+        return False
+    return True
 
 
 def encrypt(ring: MultiFernet, token_json: dict[str, Any]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from googleapiclient.http import HttpRequest
 
+from monolyth_pipelines.accounts import reauth
 from monolyth_pipelines.domain.records import FileRecord
 from monolyth_pipelines.google.clients import GoogleClients
 from monolyth_pipelines.google.credentials import token_json_after_refresh
@@ -263,8 +264,8 @@ class SyncRun:
             closed_now = jobs.finish_job(
                 conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message
             )
-            if error.code == ErrorCode.AUTH_REVOKED:
-                accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
+            if reauth.needs_reauth(error):
+                reauth.mark_needs_reauth(conn, ident.account_id, reauth.reauth_message(error))
             if not closed_now:
                 return
             events.log_event(
