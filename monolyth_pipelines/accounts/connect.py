@@ -19,11 +19,15 @@ from monolyth_pipelines import settings
 from monolyth_pipelines.google import oauth_flow
 from monolyth_pipelines.google.credentials import credentials_from_token_json
 from monolyth_pipelines.google.errors import classify_exception
-from monolyth_pipelines.store import accounts, events
+from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
-from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, Provider
+from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, JobKind, Provider
 
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%S"
+KIND_BY_PROVIDER = {
+    Provider.GOOGLE_DRIVE.value: JobKind.DRIVE_IMPORT.value,
+    Provider.GMAIL.value: JobKind.GMAIL_IMPORT.value,
+}
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,10 @@ def connect_credentials(
                 status_reason=reason,
                 status_message=message,
             )
+        if status == AccountStatus.CONNECTED and existing is not None and existing.status != status:
+            # A reconnect after an error or a disconnect: sync again now rather than at the next
+            # schedule tick (the first-sync rule only covers accounts that never had a job).
+            jobs.request_sync(conn, account_id, KIND_BY_PROVIDER[provider])
         if status == AccountStatus.CONNECTED:
             events.log_event(
                 conn,

@@ -25,7 +25,7 @@ from monolyth_pipelines.defs.local_run import assets_by_provider
 from monolyth_pipelines.defs.partitions import PARTITIONS_BY_PROVIDER, TAG_JOB_ID, TAG_PROVIDER
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store import automation_queries as q
-from monolyth_pipelines.store.schema import JobKind, Provider
+from monolyth_pipelines.store.schema import AccountStatus, JobKind, Provider
 from monolyth_pipelines.sync import reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
@@ -304,8 +304,10 @@ def evaluate_schedule(
             requested_by=TRIGGER_SCHEDULE,
             last_job_before=now - interval + grace,
         )
+        in_error = q.count_accounts(conn, automation.provider, AccountStatus.ERROR)
     return dg.SkipReason(
         f"queued {len(requested)} due {automation.provider} account(s) as pending jobs; "
+        f"skipped {in_error} account(s) in error until they are reconnected; "
         "the connector_sync_requests sensor launches them"
     )
 
