@@ -10,15 +10,19 @@ from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
 
-# Google's reasons for a token that lacks a scope (not for a single file the user cannot open).
-_SCOPE_REASONS = frozenset({"insufficientpermissions", "access_token_scope_insufficient"})
+# How Google words a 403 for a token that lacks a scope, as opposed to a permission the user lacks
+# on one item or a policy (both also insufficient_permissions, and not fixed by reconnecting).
+_SCOPE_REASON = "access_token_scope_insufficient"
+_SCOPE_MESSAGE = "insufficient authentication scopes"
 
 
 def needs_reauth(error: SyncError) -> bool:
     """invalid_grant, a revoked grant, or a token that lost its scopes: only a reconnect helps."""
     if error.code == ErrorCode.AUTH_REVOKED:
         return True
-    return error.code == ErrorCode.INSUFFICIENT_PERMISSIONS and (error.reason or "").lower() in _SCOPE_REASONS
+    if error.code != ErrorCode.INSUFFICIENT_PERMISSIONS:
+        return False
+    return (error.reason or "").lower() == _SCOPE_REASON or _SCOPE_MESSAGE in error.message.lower()
 
 
 def reauth_message(error: SyncError) -> str:

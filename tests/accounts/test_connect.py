@@ -102,3 +102,42 @@ def test_gmail_scope_is_added_incrementally_to_the_same_grant(oauth_world: OAuth
     gmail = oauth_world.connect("gmail")
     assert gmail.status == "connected" and gmail.email == "ada@example.com"
     assert set(gmail.scopes) == {oauth_flow.DRIVE_READONLY, oauth_flow.GMAIL_READONLY}
+
+
+def test_a_token_without_the_scope_needs_reauth_but_a_forbidden_item_does_not(
+    oauth_world: OAuthWorld,
+) -> None:
+    from googleapiclient.discovery import build
+
+    from monolyth_pipelines.accounts.reauth import needs_reauth
+    from monolyth_pipelines.google.errors import classify_exception
+
+    emulator = oauth_world.emulator
+    gmail_only = emulator.add_account("carol@example.com", scopes=(oauth_flow.GMAIL_READONLY,))
+    drive = build(
+        "drive",
+        "v3",
+        credentials=gmail_only.credentials(f"{oauth_world.base_url}/token"),
+        static_discovery=True,
+        client_options={"api_endpoint": f"{oauth_world.base_url}/drive/v3/"},
+    )
+
+    def error_of(call: object) -> object:
+        try:
+            call.execute()  # type: ignore[attr-defined]
+        except Exception as exc:
+            return classify_exception(exc)
+        raise AssertionError("the call succeeded")
+
+    lacking_scope = error_of(drive.files().list())
+    assert lacking_scope.code == "insufficient_permissions" and needs_reauth(lacking_scope)
+    emulator.faults.script("drive.files.list", every=True, status=403, reason="insufficientPermissions")
+    ada = build(
+        "drive",
+        "v3",
+        credentials=emulator.account("ada@example.com").credentials(f"{oauth_world.base_url}/token"),
+        static_discovery=True,
+        client_options={"api_endpoint": f"{oauth_world.base_url}/drive/v3/"},
+    )
+    forbidden = error_of(ada.files().list())
+    assert forbidden.code == "insufficient_permissions" and not needs_reauth(forbidden)
