@@ -47,7 +47,7 @@ def run_demo(files: int = 2000) -> int:
 
         captured = StringIO()
         with redirect_stdout(captured):
-            _run_cli(
+            added = _run_cli(
                 "accounts",
                 "add",
                 "--provider",
@@ -57,6 +57,8 @@ def run_demo(files: int = 2000) -> int:
                 "--token-file",
                 str(token_file),
             )
+        if added != 0:  # e.g. Postgres without MONOLYTH_TOKEN_KEYS: the error line is on stderr
+            return 1
         account_id = captured.getvalue().strip().splitlines()[-1]
         print(f"account added: {account_id}")
 

@@ -141,3 +141,41 @@ def test_a_token_without_the_scope_needs_reauth_but_a_forbidden_item_does_not(
     )
     forbidden = error_of(ada.files().list())
     assert forbidden.code == "insufficient_permissions" and not needs_reauth(forbidden)
+
+
+def test_accounts_add_goes_through_the_same_create_or_update(
+    oauth_world: OAuthWorld, tmp_path, capsys
+) -> None:
+    import json
+
+    from monolyth_pipelines.cli import main
+
+    ada = oauth_world.emulator.account("ada@example.com")
+    token_file = tmp_path / "authorized_user.json"
+    token_file.write_text(json.dumps(ada.authorized_user_info(f"{oauth_world.base_url}/token")))
+    argv = ["accounts", "add", "--provider", "google_drive", "--owner", str(oauth_world.owner)]
+    assert main([*argv, "--token-file", str(token_file)]) == 0
+    first = capsys.readouterr().out.strip()
+    oauth_world.emulator.reauthorize("ada@example.com")
+    token_file.write_text(json.dumps(ada.authorized_user_info(f"{oauth_world.base_url}/token")))
+    assert main([*argv, "--token-file", str(token_file)]) == 0
+    assert capsys.readouterr().out.strip() == first
+    with oauth_world.engine.connect() as conn:
+        [account] = accounts.list_accounts(conn)
+        token = accounts.get_token_json(conn, account.id)
+    assert account.external_email == "ada@example.com"
+    # A grant of another OAuth client than the deployment's keeps its own (encrypted) client secret.
+    assert token and token["client_id"] == ada.client_id and token["client_secret"]
+    assert len(_connected_events(oauth_world.engine)) == 2
+
+
+def test_rows_without_a_client_use_the_deployments_and_rows_with_one_keep_it() -> None:
+    from monolyth_pipelines.google.credentials import credentials_from_token_json
+    from monolyth_pipelines.settings import OAuthClient
+
+    deployment = OAuthClient("app-client", "app-secret")
+    new_row = credentials_from_token_json({"refresh_token": "r", "client_id": "app-client"}, "t", deployment)
+    assert (new_row.client_id, new_row.client_secret) == ("app-client", "app-secret")
+    old_row = {"refresh_token": "r", "client_id": "own", "client_secret": "own-secret"}
+    kept = credentials_from_token_json(old_row, "t", deployment)
+    assert (kept.client_id, kept.client_secret) == ("own", "own-secret")
