@@ -75,12 +75,11 @@ def disconnect(
         result.already = account.status == AccountStatus.DISCONNECTED
         accounts.set_status(conn, account_id, AccountStatus.DISCONNECTED)
         for job in jobs.jobs_for_account(conn, account_id):
-            running = job.status == JobStatus.RUNNING and job.run_id and terminate_run is not None
-            if running and terminate_run(job.run_id):
+            is_open = job.status in (JobStatus.PENDING, JobStatus.RUNNING)
+            # A pending job may already be handed to a queued run (the sensor attached it).
+            if is_open and job.run_id and terminate_run is not None and terminate_run(job.run_id):
                 result.terminated_runs.append(job.run_id)
-            if job.status in (JobStatus.PENDING, JobStatus.RUNNING) and reap_job(
-                conn, job, REASON, error_code=DISCONNECTED
-            ):
+            if is_open and reap_job(conn, job, REASON, error_code=DISCONNECTED):
                 result.failed_jobs.append(job.id)
         if not result.already:
             events.log_event(

@@ -211,3 +211,40 @@ def test_cli_connect_with_a_client_secrets_file_and_a_pasted_redirect(
     argv = ["accounts", "connect", "--provider", "google_drive", "--owner", owner]
     assert main([*argv, "--client-secrets", str(secrets_file), "--paste"]) == 0
     assert "connected: ada@example.com" in capsys.readouterr().out
+
+
+def test_disconnect_terminates_the_run_holding_its_job(oauth_world: OAuthWorld) -> None:
+    from dagster._core.test_utils import create_run_for_test
+
+    from monolyth_pipelines.defs.partitions import TAG_JOB_ID
+    from monolyth_pipelines.store.jobs import start_job
+
+    connected = oauth_world.connect()
+    job_id = sync_now(oauth_world.engine, connected.account_id)
+    assert job_id is not None
+    instance = local_instance()
+    run = create_run_for_test(
+        instance,
+        job_name="google_drive_sync",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={TAG_JOB_ID: str(job_id), "dagster/partition": str(connected.account_id)},
+    )
+    with oauth_world.engine.begin() as conn:
+        start_job(
+            conn,
+            account_id=connected.account_id,
+            kind="drive_import",
+            run_id=run.run_id,
+            attempt=1,
+            job_id=job_id,
+        )
+    assert main(["accounts", "disconnect", str(connected.account_id)]) == 0
+    stopped = instance.get_run_by_id(run.run_id)
+    # Termination was asked of Dagster (this test run has no worker process to receive it).
+    assert stopped is not None and stopped.status in (
+        dg.DagsterRunStatus.CANCELING,
+        dg.DagsterRunStatus.CANCELED,
+    )
+    with oauth_world.engine.connect() as conn:
+        job = jobs.get_job(conn, job_id)
+    assert job is not None and job.status == "failed" and "disconnected" in (job.last_error or "")
