@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from monolyth_pipelines import settings
+from monolyth_pipelines import providers, settings
+from monolyth_pipelines.actions import check_provider
 
-PROVIDERS = ("google_drive", "gmail")
 CALLBACK_PAGE = (
     b"<html><body>Monolyth: the account is being connected; you can close this window.</body></html>"
 )
@@ -37,10 +37,9 @@ def _print_result(result: Any) -> int:
 
 # --- add / connect --------------------------------------------------------------------------------
 def accounts_add(args: argparse.Namespace) -> int:
-    from monolyth_pipelines.accounts import connect
+    from monolyth_pipelines.actions import connect_account
 
     cli = _cli()
-    cli._check_provider(args.provider)
     try:
         token_info = json.loads(Path(args.token_file).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -49,26 +48,9 @@ def accounts_add(args: argparse.Namespace) -> int:
         ) from None
     if not isinstance(token_info, dict):
         raise cli.CliError("the token file is not an authorized-user JSON object")
-    # Without a deployment OAuth client (MONOLYTH_GOOGLE_CLIENT_ID/_SECRET) the file must name its own.
-    needed = (
-        ("refresh_token",) if settings.oauth_client() else ("refresh_token", "client_id", "client_secret")
-    )
-    missing = [k for k in needed if not token_info.get(k)]
-    if missing:
-        raise cli.CliError(f"the token file lacks {', '.join(missing)} (an authorized-user JSON is expected)")
-    try:
-        result = connect.connect_token_info(
-            cli._engine(args),
-            provider=args.provider,
-            owner_id=cli._uuid(args.owner, "an owner id (a UUID)"),
-            token_info=token_info,
-        )
-    except ValueError as exc:
-        raise cli.CliError(str(exc)) from None
-    if result.status == "connected":
-        print(result.account_id)
-        return 0
-    return _print_result(result)
+    owner = cli._uuid(args.owner, "an owner id (a UUID)")
+    print(connect_account(cli._engine(args), provider=args.provider, owner_id=owner, token_json=token_info))
+    return 0
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
@@ -111,7 +93,7 @@ def accounts_connect(args: argparse.Namespace) -> int:
     from monolyth_pipelines.google import oauth_flow
 
     cli = _cli()
-    cli._check_provider(args.provider)
+    check_provider(args.provider)
     owner = cli._uuid(args.owner, "an owner id (a UUID)")
     try:
         client = settings.oauth_client_from_file(Path(args.client_secrets)) if args.client_secrets else None
@@ -162,7 +144,7 @@ def accounts_connect(args: argparse.Namespace) -> int:
 def accounts_list(args: argparse.Namespace) -> int:
     from monolyth_pipelines.store import accounts
 
-    visible = PROVIDERS if settings.gmail_enabled() else ("google_drive",)
+    visible = {spec.provider for spec in providers.enabled_providers()}
     with _cli()._engine(args).connect() as conn:
         rows = [a for a in accounts.list_accounts(conn, provider=args.provider) if a.provider in visible]
     print(f"{'id':36}  {'provider':12}  {'status':12}  {'owner':36}  google account / reason")
@@ -192,7 +174,7 @@ def accounts_disconnect(args: argparse.Namespace) -> int:
         account = accounts.get_account(conn, account_id)
     if account is None:
         raise cli.CliError(f"no account {account_id}")
-    cli._check_provider(account.provider)
+    check_provider(account.provider)
     try:
         result = disconnect(engine, account_id, purge=args.purge, terminate_run=_terminate_with_dagster)
     except AccountNotFound as exc:
@@ -230,10 +212,10 @@ def accounts_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_account_commands(acc: Any) -> None:
+def add_account_commands(acc: Any, provider_names: list[str]) -> None:
     """The subcommands added to ``accounts`` beside add/list/disconnect."""
     con = acc.add_parser("connect", help="connect a Google account with OAuth (consent in a browser)")
-    con.add_argument("--provider", required=True, choices=PROVIDERS)
+    con.add_argument("--provider", required=True, choices=provider_names)
     con.add_argument("--owner", required=True, help="owning org/user UUID")
     con.add_argument(
         "--client-secrets",

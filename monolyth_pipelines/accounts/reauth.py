@@ -6,7 +6,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.google.errors import ErrorCode, SyncError
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
 
