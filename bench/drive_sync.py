@@ -48,6 +48,7 @@ from monolyth_pipelines.settings import DriveLimits  # noqa: E402
 from monolyth_pipelines.store import accounts, jobs  # noqa: E402
 from monolyth_pipelines.store.engine import make_engine  # noqa: E402
 from monolyth_pipelines.store.migrate import upgrade  # noqa: E402
+from monolyth_pipelines.store.token_crypto import generate_key  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "drive_sync.json"
 
@@ -182,6 +183,8 @@ def main() -> int:
     base = info["base_url"]
     account_info = info["accounts"][0]
     email, token_json = account_info["email"], account_info["authorized_user"]
+    # The throwaway database's tokens are encrypted like production ones, with a throwaway key.
+    os.environ.setdefault("MONOLYTH_TOKEN_KEYS", generate_key())
     os.environ.update(
         MONOLYTH_GOOGLE_API_ENDPOINT=base,
         MONOLYTH_GOOGLE_TOKEN_URI=info["token_uri"],

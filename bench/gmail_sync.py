@@ -44,6 +44,7 @@ from monolyth_pipelines.settings import GmailLimits  # noqa: E402
 from monolyth_pipelines.store import accounts, jobs  # noqa: E402
 from monolyth_pipelines.store.engine import make_engine  # noqa: E402
 from monolyth_pipelines.store.migrate import upgrade  # noqa: E402
+from monolyth_pipelines.store.token_crypto import generate_key  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "gmail_sync.json"
 EMAIL = "bench@example.com"
@@ -184,6 +185,8 @@ def main() -> int:
     emulator, info = start_emulator(args.threads, args.messages, workdir)
     corpus_seconds = time.perf_counter() - started_emulator
     base = info["base_url"]
+    # The throwaway database's tokens are encrypted like production ones, with a throwaway key.
+    os.environ.setdefault("MONOLYTH_TOKEN_KEYS", generate_key())
     os.environ.update(
         MONOLYTH_FEATURE_FLAGS="int_gmail",
         MONOLYTH_GOOGLE_API_ENDPOINT=base,

@@ -55,9 +55,11 @@ from dagster._core.test_utils import create_run_for_test  # noqa: E402
 from monolyth_pipelines.defs import automation  # noqa: E402
 from monolyth_pipelines.defs.partitions import TAG_JOB_ID  # noqa: E402
 from monolyth_pipelines.defs.resources import DatabaseResource  # noqa: E402
+from monolyth_pipelines.store import token_crypto  # noqa: E402
 from monolyth_pipelines.store.engine import make_engine, normalise_url  # noqa: E402
 from monolyth_pipelines.store.migrate import upgrade  # noqa: E402
 from monolyth_pipelines.store.schema import connector_accounts, connector_jobs  # noqa: E402
+from monolyth_pipelines.store.token_crypto import generate_key  # noqa: E402
 
 TARGET_SECONDS = 10.0
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
@@ -101,6 +103,8 @@ class QueryCounter:
 def seed_accounts(engine: sa.Engine, n: int) -> list[uuid.UUID]:
     now = datetime.now(UTC)
     ids = [uuid.uuid4() for _ in range(n)]
+    os.environ.setdefault("MONOLYTH_TOKEN_KEYS", generate_key())  # a throwaway key for throwaway rows
+    sealed = token_crypto.encrypt(token_crypto.key_ring(engine.dialect.name), {"token": "x"})
     with engine.begin() as conn:
         conn.execute(
             connector_accounts.insert(),
@@ -110,7 +114,7 @@ def seed_accounts(engine: sa.Engine, n: int) -> list[uuid.UUID]:
                     "owner_id": uuid.uuid4(),
                     "provider": "google_drive",
                     "status": "connected",
-                    "token_json": {"token": "x"},
+                    "token_json": sealed,
                     "created_at": now,
                     "updated_at": now,
                 }

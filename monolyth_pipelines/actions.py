@@ -14,10 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from monolyth_pipelines import providers
-from monolyth_pipelines.google.credentials import scopes_of
-from monolyth_pipelines.store import accounts, events, jobs
-from monolyth_pipelines.store.events import Event
+from monolyth_pipelines.store import accounts, jobs
 from monolyth_pipelines.store.files import count_live
+from monolyth_pipelines.store.schema import AccountStatus
 
 # The counters a sync's one-line summary shows, in this order.
 SUMMARY_COUNTERS = (
@@ -63,21 +62,32 @@ def provider_account(conn: sa.Connection, provider: str, account_id: uuid.UUID) 
 def connect_account(
     engine: sa.Engine, *, provider: str, owner_id: uuid.UUID, token_json: dict[str, Any]
 ) -> uuid.UUID:
-    """Store an authorized-user token as a connected account, with its connected event."""
+    """Store an authorized-user token through the create-or-update path (probe, identity, scopes).
+
+    Returns the account id; raises ``ActionError`` when the connect ended in ``error`` (the row
+    is stored with its reason, without a connected event)."""
+    from monolyth_pipelines import settings
+    from monolyth_pipelines.accounts import connect
+
     check_provider(provider)
-    missing = [k for k in ("refresh_token", "client_id", "client_secret") if not token_json.get(k)]
+    # Without a deployment OAuth client (MONOLYTH_GOOGLE_CLIENT_ID/_SECRET) the token names its own.
+    needed = (
+        ("refresh_token",) if settings.oauth_client() else ("refresh_token", "client_id", "client_secret")
+    )
+    missing = [k for k in needed if not token_json.get(k)]
     if missing:
         raise ActionError(f"the token file lacks {', '.join(missing)} (an authorized-user JSON is expected)")
-    with engine.begin() as conn:
-        account_id = accounts.create_account(
-            conn, owner_id=owner_id, provider=provider, token_json=token_json
+    try:
+        result = connect.connect_token_info(
+            engine, provider=provider, owner_id=owner_id, token_info=token_json
         )
-        events.log_event(
-            conn,
-            Event.ACCOUNT_CONNECTED,
-            {"provider": provider, "account_id": account_id, "scopes": scopes_of(token_json)},
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
+    if result.status != AccountStatus.CONNECTED:
+        raise ActionError(
+            f"account {result.account_id} is {result.status}: {result.reason}: {result.message}"
         )
-    return account_id
+    return result.account_id
 
 
 @dataclass

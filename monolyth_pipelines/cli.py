@@ -7,12 +7,12 @@ import json
 import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from monolyth_pipelines import providers
 from monolyth_pipelines.actions import ActionError
 from monolyth_pipelines.store.engine import make_engine, redacted_url
+from monolyth_pipelines.store.token_crypto import TokenKeyError
 
 
 class CliError(Exception):
@@ -58,57 +58,21 @@ def _db_sql(args: argparse.Namespace) -> int:
 
 # --- accounts -------------------------------------------------------------------------------------
 def _accounts_add(args: argparse.Namespace) -> int:
-    from monolyth_pipelines.actions import check_provider, connect_account
+    from monolyth_pipelines.accounts.cli import accounts_add
 
-    check_provider(args.provider)
-    try:
-        token_json = json.loads(Path(args.token_file).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CliError(f"cannot read the token file {args.token_file}: {exc.__class__.__name__}") from None
-    account_id = connect_account(
-        _engine(args),
-        provider=args.provider,
-        owner_id=_uuid(args.owner, "an owner id (a UUID)"),
-        token_json=token_json,
-    )
-    print(account_id)
-    return 0
+    return accounts_add(args)
 
 
 def _accounts_disconnect(args: argparse.Namespace) -> int:
-    from monolyth_pipelines.actions import check_provider
-    from monolyth_pipelines.store import accounts, events
-    from monolyth_pipelines.store.events import Event
-    from monolyth_pipelines.store.schema import AccountStatus
+    from monolyth_pipelines.accounts.cli import accounts_disconnect
 
-    engine = _engine(args)
-    account_id = _uuid(args.account_id)
-    with engine.begin() as conn:
-        account = accounts.get_account(conn, account_id)
-        if account is None:
-            raise CliError(f"no account {account_id}")
-        check_provider(account.provider)
-        if account.status == AccountStatus.DISCONNECTED:
-            print(f"account {account_id} is already disconnected")
-            return 0
-        accounts.set_status(conn, account_id, AccountStatus.DISCONNECTED)
-        events.log_event(
-            conn, Event.ACCOUNT_DISCONNECTED, {"provider": account.provider, "account_id": account_id}
-        )
-    print(f"account {account_id} disconnected")
-    return 0
+    return accounts_disconnect(args)
 
 
 def _accounts_list(args: argparse.Namespace) -> int:
-    from monolyth_pipelines.store import accounts
+    from monolyth_pipelines.accounts.cli import accounts_list
 
-    visible = {spec.provider for spec in providers.enabled_providers()}
-    with _engine(args).connect() as conn:
-        rows = [a for a in accounts.list_accounts(conn, provider=args.provider) if a.provider in visible]
-    print(f"{'id':36}  {'provider':12}  {'status':12}  owner")
-    for a in rows:
-        print(f"{a.id!s:36}  {a.provider:12}  {a.status:12}  {a.owner_id}")
-    return 0
+    return accounts_list(args)
 
 
 # --- sync -----------------------------------------------------------------------------------------
@@ -171,12 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--owner", required=True, help="owning org/user UUID")
     add.add_argument("--token-file", required=True, help="authorized-user JSON (token, refresh_token, ...)")
     add.set_defaults(func=_accounts_add)
-    disc = acc.add_parser("disconnect", help="mark an account disconnected")
+    disc = acc.add_parser("disconnect", help="revoke the grant, forget the tokens, stop syncing")
     disc.add_argument("account_id")
+    disc.add_argument("--purge", action="store_true", help="also delete the account's items, cursors, jobs")
     disc.set_defaults(func=_accounts_disconnect)
     lst = acc.add_parser("list", help="list accounts")
     lst.add_argument("--provider", choices=_provider_names())
     lst.set_defaults(func=_accounts_list)
+    from monolyth_pipelines.accounts.cli import add_account_commands
+
+    add_account_commands(acc, _provider_names())
 
     sync = commands.add_parser("sync", help="sync one account now, in this process, through Dagster")
     sync.add_argument("provider", choices=_provider_names())
@@ -209,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, ActionError) as exc:
+    except (CliError, ActionError, TokenKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

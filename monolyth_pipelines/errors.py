@@ -25,6 +25,7 @@ database_unavailable        yes        the app database connection was lost or r
                                        waits with backoff, then Dagster retries the step
 database_unwritable         no         the app database refuses writes (read-only, disk full)
 internal                    no         anything else (a bug): see the chained exception
+token_key_unavailable       no         the stored tokens cannot be decrypted: MONOLYTH_TOKEN_KEYS (operator)
 ==========================  =========  =================================================================
 
 Every message goes through ``redact`` so tokens and client secrets cannot reach logs, job rows
@@ -59,6 +60,7 @@ class ErrorCode(StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable"
     DATABASE_UNWRITABLE = "database_unwritable"
     INTERNAL = "internal"
+    TOKEN_KEY_UNAVAILABLE = "token_key_unavailable"
 
 
 # --- redaction -------------------------------------------------------------------------------

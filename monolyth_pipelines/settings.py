@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
 GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
+GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 
 DOCS_MIME = "application/vnd.google-apps.document"
 SHEETS_MIME = "application/vnd.google-apps.spreadsheet"
@@ -93,6 +95,9 @@ class GoogleEndpoints:
 
     api_base: str | None = None
     token_uri: str = GOOGLE_TOKEN_URI
+    # None: derived from api_base (the emulator serves both), else Google's.
+    auth_uri_override: str | None = None
+    revoke_uri_override: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> GoogleEndpoints:
@@ -100,7 +105,21 @@ class GoogleEndpoints:
         return cls(
             api_base=base.rstrip("/") if base else None,
             token_uri=_env("MONOLYTH_GOOGLE_TOKEN_URI", environ) or GOOGLE_TOKEN_URI,
+            auth_uri_override=_env("MONOLYTH_GOOGLE_AUTH_URI", environ),
+            revoke_uri_override=_env("MONOLYTH_GOOGLE_REVOKE_URI", environ),
         )
+
+    @property
+    def auth_uri(self) -> str:
+        if self.auth_uri_override:
+            return self.auth_uri_override
+        return f"{self.api_base}/o/oauth2/auth" if self.api_base else GOOGLE_AUTH_URI
+
+    @property
+    def revoke_uri(self) -> str:
+        if self.revoke_uri_override:
+            return self.revoke_uri_override
+        return f"{self.api_base}/revoke" if self.api_base else GOOGLE_REVOKE_URI
 
     @property
     def drive_api_endpoint(self) -> str:
@@ -117,6 +136,44 @@ class GoogleEndpoints:
     @property
     def gmail_batch_uri(self) -> str:
         return f"{self.api_base or GOOGLE_GMAIL_ENDPOINT}/batch/gmail/v1"
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """The deployment's OAuth client (one per deployment, not per account)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+def oauth_client(environ: dict[str, str] | None = None) -> OAuthClient | None:
+    """``MONOLYTH_GOOGLE_CLIENT_ID``/``_SECRET``, else the ``MONOLYTH_GOOGLE_CLIENT_SECRETS_FILE``
+    (Google's client_secret.json, "installed" or "web"), else None."""
+    client_id = _env("MONOLYTH_GOOGLE_CLIENT_ID", environ)
+    secret = _env("MONOLYTH_GOOGLE_CLIENT_SECRET", environ)
+    if client_id and secret:
+        return OAuthClient(client_id, secret)
+    path = _env("MONOLYTH_GOOGLE_CLIENT_SECRETS_FILE", environ)
+    return oauth_client_from_file(Path(path)) if path else None
+
+
+def oauth_client_from_file(path: Path) -> OAuthClient:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+        section = data.get("installed") or data.get("web") or data
+        return OAuthClient(section["client_id"], section["client_secret"])
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(
+            f"cannot read the OAuth client secrets file {path}: {exc.__class__.__name__} "
+            "(Google's client_secret.json is expected)"
+        ) from None
+
+
+def token_keys(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    """``MONOLYTH_TOKEN_KEYS``: the key ring for tokens at rest; the first key encrypts."""
+    return _list_env("MONOLYTH_TOKEN_KEYS", (), environ)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,17 @@ CREATE TABLE connector_accounts (
     token_json JSONB,
     created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
     updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    external_user_id TEXT,
+    external_email TEXT,
+    status_reason TEXT,
+    status_message TEXT,
     CONSTRAINT pk_connector_accounts PRIMARY KEY (id),
     CONSTRAINT ck_connector_accounts_status CHECK (status IN ('connected', 'disconnected', 'error', 'pending'))
 );
 
 CREATE INDEX ix_connector_accounts_owner_id ON connector_accounts (owner_id);
+
+CREATE UNIQUE INDEX ix_connector_accounts_owner_id_provider_external_user_id ON connector_accounts (owner_id, provider, external_user_id);
 
 CREATE INDEX ix_connector_accounts_provider_status ON connector_accounts (provider, status);
 

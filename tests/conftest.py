@@ -17,6 +17,11 @@ import sqlalchemy as sa
 
 from monolyth_pipelines.store.engine import make_engine
 from monolyth_pipelines.store.migrate import upgrade
+from monolyth_pipelines.store.token_crypto import generate_key
+
+# Every test stores its tokens encrypted, as production does: one key for the session (inherited by
+# the Dagster daemon and run subprocesses some tests start). Tests of key handling override it.
+TEST_TOKEN_KEY = os.environ.setdefault("MONOLYTH_TOKEN_KEYS", generate_key())
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -25,6 +25,7 @@ from monolyth_pipelines.defs.factory import build_asset
 from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID, TAG_PROVIDER, partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store import automation_queries as q
+from monolyth_pipelines.store.schema import AccountStatus
 from monolyth_pipelines.sync import reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
@@ -281,8 +282,10 @@ def evaluate_schedule(
             requested_by=TRIGGER_SCHEDULE,
             last_job_before=now - interval + grace,
         )
+        in_error = q.count_accounts(conn, automation.provider, AccountStatus.ERROR)
     return dg.SkipReason(
         f"queued {len(requested)} due {automation.provider} account(s) as pending jobs; "
+        f"skipped {in_error} account(s) in error until they are reconnected; "
         "the connector_sync_requests sensor launches them"
     )
 

@@ -56,4 +56,5 @@ class GoogleApiResource(dg.ConfigurableResource):
 
     def clients_for(self, token_json: dict[str, Any]) -> GoogleClients:
         endpoints = self.endpoints()
-        return GoogleClients(credentials_from_token_json(token_json, endpoints.token_uri), endpoints)
+        credentials = credentials_from_token_json(token_json, endpoints.token_uri, settings.oauth_client())
+        return GoogleClients(credentials, endpoints)

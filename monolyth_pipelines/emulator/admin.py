@@ -68,7 +68,21 @@ def _route(
         return emu.quotas.describe()
     if head == "accounts":
         return _accounts(emu, method, parts[1:], query, payload)
+    if head == "oauth":
+        return _oauth(emu, method, parts[1:], payload)
     raise _AdminError(404, f"unknown admin path /{'/'.join(parts)}")
+
+
+def _oauth(emu: GoogleEmulator, method: str, parts: list[str], payload: dict[str, Any]) -> Any:
+    if method == "POST" and parts == ["clients"]:
+        return emu.oauth_client_secrets()
+    if method == "POST" and parts == ["consent"]:
+        emu.oauth.consent.consent_as(**payload)
+        plan = emu.oauth.consent.plan
+        return {"email": plan.email, "granted_scopes": plan.granted_scopes}
+    if method == "GET" and parts == ["revocations"]:
+        return emu.revocations()
+    raise _AdminError(404, f"unknown admin path /oauth/{'/'.join(parts)}")
 
 
 def _faults(emu: GoogleEmulator, method: str, payload: dict[str, Any]) -> Any:

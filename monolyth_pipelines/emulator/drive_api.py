@@ -321,6 +321,23 @@ def drives_list(ctx: Ctx) -> ApiResponse:
     return json_response({"kind": "drive#driveList", "drives": drives}, mask)
 
 
+def about_get(ctx: Ctx) -> ApiResponse:
+    """about.get: Google answers 400 without a ``fields`` selector."""
+    require_scope(ctx.caller, DRIVE_SCOPES)
+    mask = ctx.request.field_mask("drive.v3", "About")
+    if mask is None:
+        raise required_parameter("fields")
+    me = ctx.store.me
+    user = {
+        "kind": "drive#user",
+        "displayName": me.name,
+        "emailAddress": me.email,
+        "permissionId": me.permission_id,
+        "me": True,
+    }
+    return json_response({"kind": "drive#about", "user": user}, mask)
+
+
 _FILE = r"(?P<fileId>[^/]+)"
 ROUTES: tuple[Route, ...] = (
     Route("GET", r"/drive/v3/files", "drive.files.list", files_list),
@@ -340,4 +357,5 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", r"/drive/v3/changes", "drive.changes.list", changes_list),
     Route("GET", r"/drive/v3/drives", "drive.drives.list", drives_list),
+    Route("GET", r"/drive/v3/about", "drive.about.get", about_get),
 )

@@ -185,6 +185,28 @@ class GoogleEmulator:
         """The user connects again: a new refresh token (see ``authorized_user_info``)."""
         self.oauth.reauthorize(_email(account))
 
+    def oauth_client_secrets(self) -> dict[str, Any]:
+        """A new app OAuth client, as Google's client_secret.json ("installed") describes it."""
+        client = self.oauth.consent.register_client()
+        base = self.base_url if self._server is not None else "https://accounts.google.com"
+        return {
+            "installed": {
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+                "auth_uri": f"{base}/o/oauth2/auth",
+                "token_uri": self.token_uri,
+                "redirect_uris": ["http://localhost"],
+            }
+        }
+
+    def consent_as(self, email: str | None = None, granted_scopes: Sequence[str] | None = None) -> None:
+        """Who consents at the authorization endpoint next, granting which scopes (None: all asked)."""
+        self.oauth.consent.consent_as(email, granted_scopes)
+
+    def revocations(self) -> list[dict[str, Any]]:
+        """Every call to the revocation endpoint: whose grant, which client, whether it was known."""
+        return list(self.oauth.consent.revocations)
+
     def expire_access_tokens(self, account: EmulatedAccount | str) -> None:
         """Every access token of the account expires now; API calls answer 401 until a refresh."""
         self.oauth.expire(_email(account))

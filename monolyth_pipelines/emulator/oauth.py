@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from monolyth_pipelines.emulator.consent import AppGrant, ConsentServer
 from monolyth_pipelines.emulator.errors import insufficient_permissions, unauthenticated
 
 DRIVE_SCOPES = frozenset(
@@ -82,6 +83,8 @@ class OAuthServer:
         self._grants: dict[str, Grant] = {}  # by email
         self._by_refresh: dict[str, Grant] = {}
         self._tokens: dict[str, AccessToken] = {}
+        # App OAuth clients and their authorization-code grants (emulator/consent.py).
+        self.consent = ConsentServer(lambda: list(self._grants), clock)
 
     def register(self, email: str, scopes: Sequence[str]) -> Grant:
         with self._lock:
@@ -141,8 +144,35 @@ class OAuthServer:
 
     def revoke(self, email: str) -> None:
         """Revoke the refresh token and every access token of ``email``."""
+        self.consent.revoke_email(email)
         with self._lock:
             self._grants[email].revoked = True
+            for token in [t for t, info in self._tokens.items() if info.email == email]:
+                del self._tokens[token]
+
+    def revoke_endpoint(self, token: str | None) -> tuple[int, dict[str, Any], str | None]:
+        """``POST /revoke``: a refresh or access token; the grant behind it dies (Google's rule)."""
+        app = self.consent.refresh_grant(token or "")
+        legacy = self._by_refresh.get(token or "")
+        access = self._tokens.get(token or "")
+        if app is not None:
+            app.revoked = True
+            self._drop_tokens(app.email)
+            self.consent.record_revocation(app.email, app.client_id, "refresh_token", True)
+            return 200, {}, app.email
+        if legacy is not None:
+            self.revoke(legacy.email)
+            self.consent.record_revocation(legacy.email, legacy.client_id, "refresh_token", True)
+            return 200, {}, legacy.email
+        if access is not None:
+            self.revoke(access.email)
+            self.consent.record_revocation(access.email, None, "access_token", True)
+            return 200, {}, access.email
+        self.consent.record_revocation(None, None, "unknown", False)
+        return 400, {"error": "invalid_token", "error_description": "Token expired or revoked"}, None
+
+    def _drop_tokens(self, email: str) -> None:
+        with self._lock:
             for token in [t for t, info in self._tokens.items() if info.email == email]:
                 del self._tokens[token]
 
@@ -177,7 +207,10 @@ class OAuthServer:
 
     def account_of(self, body: bytes) -> str | None:
         """The account a token request is for, judged by its refresh token (for stats and faults)."""
-        grant = self._by_refresh.get(_form(body).get("refresh_token", ""))
+        form = _form(body)
+        grant = self._by_refresh.get(form.get("refresh_token", "")) or self.consent.refresh_grant(
+            form.get("refresh_token", "")
+        )
         return grant.email if grant is not None else None
 
     def token_endpoint(
@@ -190,6 +223,12 @@ class OAuthServer:
         if basic is not None:
             client_id, client_secret = basic
         grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            status, answer, email = self.consent.exchange(form, client_id, client_secret)
+            if status == 200 and email is not None:
+                token, _ = self.issue(email, answer["scope"].split())
+                answer.update(access_token=token, expires_in=int(self.lifetime) - 1, token_type="Bearer")
+            return status, answer, email
         if grant_type != "refresh_token":
             return (
                 400,
@@ -206,16 +245,23 @@ class OAuthServer:
                 },
                 None,
             )
-        grant = self._by_refresh.get(refresh_token)
+        grant: Grant | AppGrant | None = self._by_refresh.get(refresh_token) or self.consent.refresh_grant(
+            refresh_token
+        )
         client = next((g for g in self._grants.values() if g.client_id == client_id), None)
-        if client is None:
+        expected_secret = client.client_secret if client else self.consent.client_secret(client_id)
+        if expected_secret is None:
             return (
                 401,
                 {"error": "invalid_client", "error_description": "The OAuth client was not found."},
                 None,
             )
-        if client.client_secret != client_secret:
-            return 401, {"error": "invalid_client", "error_description": "Unauthorized"}, client.email
+        if expected_secret != client_secret:
+            return (
+                401,
+                {"error": "invalid_client", "error_description": "Unauthorized"},
+                client.email if client else None,
+            )
         if (
             grant is None
             or grant.revoked

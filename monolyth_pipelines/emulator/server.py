@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from monolyth_pipelines.emulator import admin, batch, drive_api, gmail_api
 from monolyth_pipelines.emulator.calls import (
@@ -31,6 +31,7 @@ from monolyth_pipelines.emulator.calls import (
     json_response,
     rewritten,
 )
+from monolyth_pipelines.emulator.consent import revoke_form
 from monolyth_pipelines.emulator.errors import ApiError, not_found, unauthenticated
 from monolyth_pipelines.emulator.oauth import bearer_token
 
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 ROUTES: tuple[Route, ...] = drive_api.ROUTES + gmail_api.ROUTES
 TOKEN_PATHS = frozenset({"/token", "/oauth2/v4/token", "/o/oauth2/token"})
+AUTH_PATHS = frozenset({"/o/oauth2/auth", "/o/oauth2/v2/auth"})
+REVOKE_PATHS = frozenset({"/revoke", "/o/oauth2/revoke"})
 # Batch path -> the API whose calls it accepts (None: either).
 BATCH_PATHS: dict[str, str | None] = {
     "/batch/drive/v3": "drive",
@@ -76,6 +79,10 @@ class Dispatcher:
             path = urlsplit(target).path
             if path in TOKEN_PATHS and method == "POST":
                 return self._token(headers, body)
+            if path in AUTH_PATHS and method == "GET":
+                return self._authorize(target)
+            if path in REVOKE_PATHS and method in ("POST", "GET"):
+                return self._revoke(target, body)
             if path in BATCH_PATHS and method == "POST":
                 return self._batch(path, headers, body)
             if path.startswith(admin.PREFIX):
@@ -162,6 +169,24 @@ class Dispatcher:
         return ApiResponse(200, content_type, data, len(data))
 
     # --- OAuth ----------------------------------------------------------------------------------
+
+    def _authorize(self, target: str) -> ApiResponse:
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(target).query).items()}
+        self.emu.stats_store.http_request(None, "oauth.authorize")
+        status, answer = self.emu.oauth.consent.authorize(query)
+        if status == 302:
+            assert isinstance(answer, str)
+            response = ApiResponse(302, "text/plain", b"", 0)
+            response.headers.append(("Location", answer))
+            return response
+        return json_response(answer, status=status)
+
+    def _revoke(self, target: str, body: bytes) -> ApiResponse:
+        token = revoke_form(body, urlsplit(target).query)
+        status, answer, email = self.emu.oauth.revoke_endpoint(token)
+        self.emu.stats_store.http_request(email, "oauth.revoke")
+        self.emu.stats_store.api_call(email, "oauth.revoke", status)
+        return json_response(answer, status=status)
 
     def _token(self, headers: Mapping[str, str], body: bytes) -> ApiResponse | Dropped:
         emu = self.emu

@@ -7,6 +7,8 @@ from typing import Any
 
 from google.oauth2.credentials import Credentials
 
+from monolyth_pipelines.settings import OAuthClient
+
 # google-auth's own expiry format: naive UTC.
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
@@ -18,14 +20,26 @@ def _parse_expiry(raw: str | None) -> datetime | None:
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
-def credentials_from_token_json(token_json: dict[str, Any], token_uri: str) -> Credentials:
+def credentials_from_token_json(
+    token_json: dict[str, Any], token_uri: str, client: OAuthClient | None = None
+) -> Credentials:
     """Build Credentials that refresh against ``token_uri``.
 
     ``Credentials.from_authorized_user_info`` would silently replace any token_uri with Google's,
     which sends an emulator account's refresh token to Google; building directly keeps ours. The
     token_uri stored in token_json is not trusted either: the deployment decides where refresh
     tokens go.
+
+    Rows the OAuth connect writes hold no client secret: the deployment's ``client`` supplies it
+    (``MONOLYTH_GOOGLE_CLIENT_ID``/``_SECRET``). Rows that carry their own client keep using it.
     """
+    deployment_grant = not token_json.get("client_secret") and token_json.get("client_id") in (
+        None,
+        "",
+        client.client_id if client else None,
+    )
+    if client is not None and deployment_grant:
+        token_json = {**token_json, "client_id": client.client_id, "client_secret": client.client_secret}
     missing = [k for k in ("refresh_token", "client_id", "client_secret") if not token_json.get(k)]
     if missing:
         raise ValueError(f"token_json lacks {', '.join(missing)}")

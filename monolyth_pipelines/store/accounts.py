@@ -1,4 +1,8 @@
-"""connector_accounts: connecting, disconnecting, token write-back."""
+"""connector_accounts: connecting, disconnecting, token write-back.
+
+Tokens are encrypted here and only here (``store/token_crypto.py``): callers hand in and get back
+the authorized-user dict, the column only ever receives ciphertext.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from monolyth_pipelines.store import token_crypto
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import AccountStatus, Provider, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
@@ -23,6 +28,10 @@ class Account:
     status: str
     created_at: datetime
     updated_at: datetime
+    external_user_id: str | None = None
+    external_email: str | None = None
+    status_reason: str | None = None
+    status_message: str | None = None
 
     def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
         return f"Account(id={self.id}, provider={self.provider}, status={self.status})"
@@ -45,6 +54,10 @@ def create_account(
     token_json: dict[str, Any] | None,
     status: str = AccountStatus.CONNECTED,
     account_id: uuid.UUID | None = None,
+    external_user_id: str | None = None,
+    external_email: str | None = None,
+    status_reason: str | None = None,
+    status_message: str | None = None,
 ) -> uuid.UUID:
     if provider not in {p.value for p in Provider}:
         raise InvalidRecordError("provider", f"unknown provider {provider!r}")
@@ -57,12 +70,59 @@ def create_account(
             owner_id=owner_id,
             provider=provider,
             status=status,
-            token_json=token_json,
+            token_json=_sealed(conn, token_json),
             created_at=now,
             updated_at=now,
+            external_user_id=external_user_id,
+            external_email=external_email,
+            status_reason=status_reason,
+            status_message=status_message,
         )
     )
     return account_id
+
+
+def _sealed(conn: sa.Connection, token_json: dict[str, Any] | None) -> dict[str, str] | None:
+    if token_json is None:
+        return None
+    return token_crypto.encrypt(token_crypto.key_ring(conn.dialect.name), token_json)
+
+
+def find_by_identity(
+    conn: sa.Connection, *, owner_id: uuid.UUID, provider: str, external_user_id: str
+) -> Account | None:
+    row = conn.execute(
+        sa.select(*_PUBLIC_COLUMNS).where(
+            connector_accounts.c.owner_id == owner_id,
+            connector_accounts.c.provider == provider,
+            connector_accounts.c.external_user_id == external_user_id,
+        )
+    ).one_or_none()
+    return Account(**row._mapping) if row else None
+
+
+def update_connection(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    *,
+    token_json: dict[str, Any] | None,
+    status: str,
+    status_reason: str | None = None,
+    status_message: str | None = None,
+    external_email: str | None = None,
+) -> None:
+    """A reconnect: new tokens and the status the connect ended in."""
+    _validate_status(status)
+    values: dict[str, Any] = {
+        "token_json": _sealed(conn, token_json),
+        "status": status,
+        "status_reason": status_reason,
+        "status_message": status_message,
+        "updated_at": utcnow(),
+    }
+    if external_email:
+        values["external_email"] = external_email
+    conn.execute(connector_accounts.update().where(connector_accounts.c.id == account_id).values(**values))
 
 
 def get_account(conn: sa.Connection, account_id: uuid.UUID) -> Account | None:
@@ -81,20 +141,42 @@ def list_accounts(
     return [Account(**row._mapping) for row in conn.execute(query)]
 
 
-def set_status(conn: sa.Connection, account_id: uuid.UUID, status: str) -> bool:
+def set_status(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+) -> bool:
+    """Set the status; the reason and message describe an ``error`` and are cleared otherwise."""
     _validate_status(status)
     result = conn.execute(
         connector_accounts.update()
         .where(connector_accounts.c.id == account_id)
-        .values(status=status, updated_at=utcnow())
+        .values(status=status, status_reason=reason, status_message=message, updated_at=utcnow())
     )
     return result.rowcount == 1
 
 
+def clear_tokens(conn: sa.Connection, account_id: uuid.UUID) -> None:
+    conn.execute(
+        connector_accounts.update()
+        .where(connector_accounts.c.id == account_id)
+        .values(token_json=None, updated_at=utcnow())
+    )
+
+
 def get_token_json(conn: sa.Connection, account_id: uuid.UUID) -> dict[str, Any] | None:
-    return conn.execute(
+    """The account's decrypted authorized-user dict; ``TokenKeyError`` when no key opens it."""
+    stored = conn.execute(
         sa.select(connector_accounts.c.token_json).where(connector_accounts.c.id == account_id)
     ).scalar_one_or_none()
+    if stored is None:
+        return None
+    return token_crypto.decrypt(
+        token_crypto.key_ring(conn.dialect.name), stored, what=f"the stored tokens of account {account_id}"
+    )
 
 
 def save_token_json(
@@ -108,14 +190,33 @@ def save_token_json(
 
     The write only happens while the stored refresh token is still the one the run started
     with: a user who reconnects during a sync gets a new grant, which a stale copy must not
-    overwrite. Returns whether it wrote.
+    overwrite. The ciphertext hides the refresh token from SQL, so the row is read and decrypted,
+    and the update is a compare-and-set on the ciphertext read (a reconnect or key rotation in
+    between makes it write nothing; a rotation keeps the same grant, so it is tried again).
+    Returns whether it wrote.
     """
-    result = conn.execute(
-        connector_accounts.update()
-        .where(
-            connector_accounts.c.id == account_id,
-            connector_accounts.c.token_json["refresh_token"].as_string() == expected_refresh_token,
+    ring = token_crypto.key_ring(conn.dialect.name)
+    for _ in range(3):
+        stored = conn.execute(
+            sa.select(connector_accounts.c.token_json).where(connector_accounts.c.id == account_id)
+        ).scalar_one_or_none()
+        if stored is None:
+            return False
+        current = token_crypto.decrypt(ring, stored, what=f"the stored tokens of account {account_id}")
+        if current is None or current.get("refresh_token") != expected_refresh_token:
+            return False
+        result = conn.execute(
+            connector_accounts.update()
+            .where(connector_accounts.c.id == account_id, _is_stored(stored))
+            .values(token_json=token_crypto.encrypt(ring, token_json), updated_at=utcnow())
         )
-        .values(token_json=token_json, updated_at=utcnow())
-    )
-    return result.rowcount == 1
+        if result.rowcount == 1:
+            return True
+    return False
+
+
+def _is_stored(stored: Any) -> sa.ColumnElement[bool]:
+    """The column still holds exactly ``stored`` (compare-and-set)."""
+    if token_crypto.is_encrypted(stored):
+        return connector_accounts.c.token_json["v"].as_string() == stored["v"]
+    return connector_accounts.c.token_json["refresh_token"].as_string() == stored.get("refresh_token")

@@ -201,3 +201,12 @@ def attach_run(conn: sa.Connection, job_id: uuid.UUID, run_id: str) -> bool:
         .values(run_id=run_id)
     )
     return result.rowcount == 1
+
+
+def count_accounts(conn: sa.Connection, provider: str, status: str) -> int:
+    """How many accounts of ``provider`` are in ``status`` (a tick says how many it skipped)."""
+    return conn.execute(
+        sa.select(sa.func.count())
+        .select_from(connector_accounts)
+        .where(connector_accounts.c.provider == provider, connector_accounts.c.status == status)
+    ).scalar_one()

@@ -26,6 +26,14 @@ class AccountStatus(StrEnum):
     PENDING = "pending"
 
 
+class AccountStatusReason(StrEnum):
+    """connector_accounts.status_reason: why an account is in ``error``."""
+
+    NEEDS_REAUTH = "needs_reauth"  # the grant was revoked or expired, or scopes were lost
+    MISSING_SCOPES = "missing_scopes"  # the user did not grant what the provider needs
+    PROBE_FAILED = "probe_failed"  # the identity probe after connecting failed
+
+
 class JobStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -112,11 +120,21 @@ connector_accounts = sa.Table(
     sa.Column("owner_id", UUID, nullable=False),
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False, server_default=AccountStatus.PENDING.value),
+    # Fernet ciphertext in a JSON envelope {"enc": "fernet", "v": ...}: see store/token_crypto.py.
     sa.Column("token_json", JSONB),
     sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
     sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    # Beyond the spec: the Google identity behind the grant, so connecting the same Google account
+    # again updates this row (Drive: the user's permissionId; Gmail: the address, lower-cased).
+    sa.Column("external_user_id", sa.Text),
+    sa.Column("external_email", sa.Text),
+    # Why the account is in error: machine-readable (needs_reauth, missing_scopes, probe_failed)
+    # and a sentence for a person. Both null while connected.
+    sa.Column("status_reason", sa.Text),
+    sa.Column("status_message", sa.Text),
     sa.CheckConstraint(_in("status", AccountStatus), name="status"),
     sa.Index(None, "provider", "status"),
+    sa.Index(None, "owner_id", "provider", "external_user_id", unique=True),
     sa.Index(None, "owner_id"),
 )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from googleapiclient.http import HttpRequest
 
+from monolyth_pipelines.accounts import reauth
 from monolyth_pipelines.domain.records import TombstoneReason
 from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.credentials import token_json_after_refresh
@@ -27,6 +28,7 @@ from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.outage import database_backoff, database_error, retried_transaction
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.store.token_crypto import TokenKeyError
 from monolyth_pipelines.sync.closing import reap_job
 from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
 from monolyth_pipelines.sync.pages import (
@@ -167,12 +169,16 @@ class SyncRun:
                 raise AccountNotSyncable(
                     ErrorCode.BAD_REQUEST, f"account {ident.account_id} is a {found.provider} account"
                 )
+            try:
+                token_json, key_error = accounts.get_token_json(conn, ident.account_id), None
+            except TokenKeyError as exc:  # reported once the job row exists, as the job's failure
+                token_json, key_error = None, str(exc)
             self.account = AccountContext(
                 id=found.id,
                 owner_id=found.owner_id,
                 provider=found.provider,
                 status=found.status,
-                token_json=accounts.get_token_json(conn, ident.account_id),
+                token_json=token_json,
             )
             held = jobs.open_job(conn, ident.account_id, ident.kind)
             if self._reap_dead_holder(conn, held):
@@ -210,6 +216,8 @@ class SyncRun:
             # "why did nothing sync" has an answer in the table.
             code = ErrorCode.AUTH_REVOKED if found.status == AccountStatus.ERROR else ErrorCode.BAD_REQUEST
             raise AccountNotSyncable(code, f"account {ident.account_id} is {found.status}, not connected")
+        if key_error is not None:
+            raise SyncError(ErrorCode.TOKEN_KEY_UNAVAILABLE, key_error)
         if not self.account.token_json:
             raise SyncError(ErrorCode.AUTH_REVOKED, "account has no stored OAuth tokens; reconnect it")
         return self.job
@@ -340,8 +348,8 @@ class SyncRun:
             closed_now = jobs.finish_job(
                 conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message
             )
-            if error.code == ErrorCode.AUTH_REVOKED:
-                accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
+            if reauth.needs_reauth(error):
+                reauth.mark_needs_reauth(conn, ident.account_id, reauth.reauth_message(error))
             if not closed_now:
                 return
             events.log_event(

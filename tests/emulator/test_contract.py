@@ -142,6 +142,7 @@ def test_every_drive_method_conforms(served: Served) -> None:
         seen |= conforms(DRIVE, "drive.changes.list", changes)
         assert len(changes["changes"]) == 4
     seen |= conforms(DRIVE, "drive.drives.list", drive.drives().list().execute())
+    seen |= conforms(DRIVE, "drive.about.get", drive.about().get(fields="*").execute())
 
     # The content methods answer bytes, not JSON.
     doc = next(

@@ -146,11 +146,31 @@ def test_upgrading_a_database_that_holds_rows_keeps_them(
 ) -> None:
     import uuid
 
-    from monolyth_pipelines.store import vault
+    from monolyth_pipelines.store import accounts, vault
 
     engine = make_engine(fresh_db_url)
     upgrade(engine, "0001")
-    account = new_account(engine)
+    # connector_accounts as revision 0001 had it, with its token in the clear.
+    account = uuid.uuid4()
+    plain = {"token": "ya29.plain-access", "refresh_token": "1//plain-refresh", "client_secret": "GOCSPX-x"}
+    accounts_0001 = sa.table(
+        "connector_accounts",
+        sa.column("id", sa.Uuid()),
+        sa.column("owner_id", sa.Uuid()),
+        sa.column("provider", sa.Text()),
+        sa.column("status", sa.Text()),
+        sa.column("token_json", sa.JSON()),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            accounts_0001.insert().values(
+                id=account,
+                owner_id=uuid.uuid4(),
+                provider="google_drive",
+                status="connected",
+                token_json=plain,
+            )
+        )
     owner = uuid.uuid4()
     # vault_documents as revision 0001 had it: the code's table has columns 0001 lacks.
     vault_0001 = sa.table(
@@ -185,4 +205,8 @@ def test_upgrading_a_database_that_holds_rows_keeps_them(
         assert conn.exec_driver_sql("SELECT count(*) FROM connector_files").scalar_one() == 5
         assert conn.exec_driver_sql("SELECT title, deleted_at FROM vault_documents").all() == [("Doc", None)]
         assert vault.existing_external_ids(conn, owner, "google_drive", ["f1"]) == {"f1"}
+        # Migration 0004 encrypted the plain token: the column no longer holds any of it.
+        stored = conn.exec_driver_sql("SELECT CAST(token_json AS TEXT) FROM connector_accounts").scalar_one()
+        assert all(secret not in stored for secret in plain.values())
+        assert accounts.get_token_json(conn, account) == plain
     engine.dispose()
