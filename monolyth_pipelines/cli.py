@@ -149,9 +149,14 @@ def _sync(args: argparse.Namespace) -> int:
     with engine.connect() as conn:
         account_id = _provider_account(conn, args.provider, args.account)
     run_config = json.loads(args.config_json) if args.config_json else {}
+    if args.allow_mass_tombstone:
+        if args.provider != "google_drive":
+            raise CliError("--allow-mass-tombstone applies to google_drive only")
+        ops = run_config.setdefault("ops", {}).setdefault("google_drive_files", {})
+        ops.setdefault("config", {})["allow_mass_tombstone"] = True
     # Dagster's step-by-step console log is for debugging; the outcome is printed below.
     run_config.setdefault(
-        "loggers", {"console": {"config": {"log_level": "DEBUG" if args.verbose else "WARNING"}}}
+        "loggers", {"console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}}
     )
     result = materialize_account(
         args.provider,
@@ -165,6 +170,12 @@ def _sync(args: argparse.Namespace) -> int:
         job = next((j for j in reversed(jobs.jobs_for_account(conn, account_id)) if j.run_id == run_id), None)
         live = count_live(conn, account_id)
     if job is None:
+        from monolyth_pipelines.cli_outcome import refusal_of
+
+        refusal = refusal_of(result)
+        if refusal is not None:
+            print(refusal.line)  # e.g. the account is busy: not a failed sync, nothing was written
+            return refusal.exit_status
         print(f"run {run_id} failed before it opened a job: {'ok' if result.success else 'failed'}")
         return 1
     counters = (job.meta_json or {}).get("counters", {})
@@ -248,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-json", help='run config, e.g. {"ops": {"google_drive_files": {"config": {...}}}}'
     )
     sync.add_argument("--verbose", action="store_true", help="show Dagster's own run log")
+    sync.add_argument(
+        "--allow-mass-tombstone",
+        action="store_true",
+        help="confirm a settings change that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows",
+    )
     sync.set_defaults(func=_sync)
 
     req = commands.add_parser("sync-request", help='insert a pending job, as "Sync now" in the app does')

@@ -7,8 +7,26 @@ and this module cannot drift apart.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from monolyth_pipelines.settings_checks import (
+    DRIVE_ENV_NAMES,
+    GMAIL_ENV_NAMES,
+    ConfigError,
+    check_method_costs,
+    check_mime_list,
+    check_number,
+    check_url,
+    field_names,
+)
+
+__all__ = ["ConfigError"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
 GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
@@ -23,46 +41,66 @@ DEFAULT_SUPPORTED_MIME_TYPES: tuple[str, ...] = (DOCS_MIME, SHEETS_MIME, SLIDES_
 FLAG_GMAIL = "int_gmail"
 
 
-def _env(name: str, environ: dict[str, str] | None = None) -> str | None:
+def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     value = env.get(name)
     return value if value not in (None, "") else None
 
 
-def _int_env(name: str, default: int, environ: dict[str, str] | None = None) -> int:
+def _int_env(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
     raw = _env(name, environ)
     if raw is None:
         return default
     try:
         return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    except ValueError:
+        raise ConfigError(name, f"must be an integer, got {raw!r}") from None
 
 
-def _float_env(name: str, default: float, environ: dict[str, str] | None = None) -> float:
+def _float_env(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
     raw = _env(name, environ)
     if raw is None:
         return default
     try:
         return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    except ValueError:
+        raise ConfigError(name, f"must be a number, got {raw!r}") from None
 
 
-def _list_env(name: str, default: tuple[str, ...], environ: dict[str, str] | None = None) -> tuple[str, ...]:
+def _list_env(
+    name: str, default: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
     raw = _env(name, environ)
     if raw is None:
         return default
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def data_dir(environ: dict[str, str] | None = None) -> Path:
+def _bool_env(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    raw = _env(name, environ)
+    if raw is None:
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+
+def _choice_env(name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None) -> str:
+    raw = (_env(name, environ) or default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The local data folder: embedded SQLite database and, locally, DAGSTER_HOME."""
     raw = _env("MONOLYTH_DATA_DIR", environ)
     return Path(raw).expanduser().resolve() if raw else (Path.cwd() / ".monolyth").resolve()
 
 
-def database_url(environ: dict[str, str] | None = None) -> str:
+def database_url(environ: Mapping[str, str] | None = None) -> str:
     """``MONOLYTH_DATABASE_URL``, else an embedded SQLite file in the data folder."""
     url = _env("MONOLYTH_DATABASE_URL", environ)
     if url:
@@ -72,17 +110,22 @@ def database_url(environ: dict[str, str] | None = None) -> str:
     return f"sqlite:///{folder / 'monolyth.db'}"
 
 
-def feature_flags(environ: dict[str, str] | None = None) -> frozenset[str]:
+def feature_flags(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     return frozenset(_list_env("MONOLYTH_FEATURE_FLAGS", (), environ))
 
 
-def gmail_enabled(environ: dict[str, str] | None = None) -> bool:
+def gmail_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return FLAG_GMAIL in feature_flags(environ)
 
 
 @dataclass(frozen=True)
 class GoogleEndpoints:
-    """Where every Google client of the project points.
+    """Where every Google client of the project points, and so where account tokens are sent.
+
+    Only the deployment decides this (environment variables), never run config: whoever can edit
+    a run in the Dagster UI must not be able to send an account's refresh token to their own
+    host. ``allowed_api_bases`` / ``allowed_token_uris`` are what a run may pick from besides
+    the defaults (``MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST``; empty: nothing else).
 
     ``api_base`` unset means Google itself. When it is set (the emulator), Drive, Gmail and both
     batch URIs derive from it, because the client library would otherwise send batches to Google's
@@ -91,13 +134,39 @@ class GoogleEndpoints:
 
     api_base: str | None = None
     token_uri: str = GOOGLE_TOKEN_URI
+    allowlist: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> GoogleEndpoints:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GoogleEndpoints:
         base = _env("MONOLYTH_GOOGLE_API_ENDPOINT", environ)
+        token_uri = _env("MONOLYTH_GOOGLE_TOKEN_URI", environ) or GOOGLE_TOKEN_URI
+        allowlist = _list_env("MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST", (), environ)
+        for url in allowlist:
+            check_url("MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST", url)
         return cls(
-            api_base=base.rstrip("/") if base else None,
-            token_uri=_env("MONOLYTH_GOOGLE_TOKEN_URI", environ) or GOOGLE_TOKEN_URI,
+            api_base=check_url("MONOLYTH_GOOGLE_API_ENDPOINT", base).rstrip("/") if base else None,
+            token_uri=check_url("MONOLYTH_GOOGLE_TOKEN_URI", token_uri),
+            allowlist=tuple(u.rstrip("/") for u in allowlist),
+        )
+
+    def with_override(self, *, api_endpoint: str | None, token_uri: str | None) -> GoogleEndpoints:
+        """The endpoints a run asked for, refused unless the deployment listed them."""
+        api_base = (api_endpoint or "").rstrip("/") or None
+        for variable, asked, current in (
+            ("resources.google.config.api_endpoint", api_base, self.api_base),
+            ("resources.google.config.token_uri", (token_uri or "").rstrip("/") or None, self.token_uri),
+        ):
+            if asked is not None and asked != (current or "").rstrip("/") and asked not in self.allowlist:
+                raise ConfigError(
+                    variable,
+                    "Google endpoints come from the deployment (MONOLYTH_GOOGLE_API_ENDPOINT, "
+                    "MONOLYTH_GOOGLE_TOKEN_URI), not from run config; list the URL in "
+                    "MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST to allow it",
+                )
+        return GoogleEndpoints(
+            api_base=api_base or self.api_base,
+            token_uri=token_uri or self.token_uri,
+            allowlist=self.allowlist,
         )
 
     @property
@@ -127,8 +196,8 @@ class RetrySettings:
     step_retry_wait_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> RetrySettings:
-        return cls(
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetrySettings:
+        made = cls(
             call_base_seconds=_float_env("MONOLYTH_RETRY_BASE_SECONDS", cls.call_base_seconds, environ),
             call_cap_seconds=_float_env("MONOLYTH_RETRY_CAP_SECONDS", cls.call_cap_seconds, environ),
             call_max_attempts=_int_env("MONOLYTH_RETRY_MAX_ATTEMPTS", cls.call_max_attempts, environ),
@@ -136,11 +205,33 @@ class RetrySettings:
                 "MONOLYTH_STEP_RETRY_WAIT_SECONDS", cls.step_retry_wait_seconds, environ
             ),
         )
+        check_number("MONOLYTH_RETRY_BASE_SECONDS", made.call_base_seconds, minimum=0)
+        check_number("MONOLYTH_RETRY_CAP_SECONDS", made.call_cap_seconds, minimum=made.call_base_seconds)
+        check_number("MONOLYTH_RETRY_MAX_ATTEMPTS", made.call_max_attempts, minimum=1, maximum=100)
+        check_number("MONOLYTH_STEP_RETRY_WAIT_SECONDS", made.step_retry_wait_seconds, minimum=0)
+        return made
 
 
-def stale_job_seconds(environ: dict[str, str] | None = None) -> float:
+def stale_job_seconds(environ: Mapping[str, str] | None = None) -> float:
     """After this long without a heartbeat, a running job whose run is gone is taken over."""
-    return _float_env("MONOLYTH_STALE_JOB_SECONDS", 600.0, environ)
+    value = _float_env("MONOLYTH_STALE_JOB_SECONDS", 600.0, environ)
+    check_number("MONOLYTH_STALE_JOB_SECONDS", value, minimum=0, exclusive_minimum=True)
+    return value
+
+
+def mass_tombstone_share(environ: Mapping[str, str] | None = None) -> float:
+    """The share of an account's live rows a settings change may tombstone without confirmation."""
+    value = _float_env("MONOLYTH_MASS_TOMBSTONE_SHARE", 0.5, environ)
+    check_number("MONOLYTH_MASS_TOMBSTONE_SHARE", value, minimum=0, maximum=1)
+    return value
+
+
+def check_run_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Every provider-independent setting a run reads, parsed and range-checked at once."""
+    GoogleEndpoints.from_env(environ)
+    RetrySettings.from_env(environ)
+    stale_job_seconds(environ)
+    mass_tombstone_share(environ)
 
 
 @dataclass(frozen=True)
@@ -153,21 +244,39 @@ class DriveLimits:
     include_shared_drives: bool = False
     import_to_vault: bool = False  # Option B
     page_size: int = 1000
+    # A settings change may tombstone at most this share of live rows unless the run allows more.
+    mass_tombstone_share: float = 0.5
+    allow_mass_tombstone: bool = False
 
     @property
     def max_file_size_bytes(self) -> int:
         return int(self.max_file_size_mb * 1024 * 1024)
 
+    def validate(self, overridden: Mapping[str, str] | None = None) -> DriveLimits:
+        """Range-check every field; ``overridden`` maps fields a run set to their config path."""
+        name = field_names(self, DRIVE_ENV_NAMES, overridden or {})
+        check_number(name["max_files_per_run"], self.max_files_per_run, minimum=1)
+        if not isinstance(self.max_files_per_run, int):
+            raise ConfigError(
+                name["max_files_per_run"], f"must be an integer, got {self.max_files_per_run!r}"
+            )
+        check_number(name["max_file_size_mb"], self.max_file_size_mb, minimum=0, exclusive_minimum=True)
+        check_mime_list(name["supported_mime_types"], self.supported_mime_types)
+        check_number(name["page_size"], self.page_size, minimum=1, maximum=1000)
+        check_number(name["mass_tombstone_share"], self.mass_tombstone_share, minimum=0, maximum=1)
+        return self
+
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> DriveLimits:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DriveLimits:
         return cls(
             max_files_per_run=_int_env("MAX_FILES_PER_RUN", cls.max_files_per_run, environ),
             max_file_size_mb=_float_env("MAX_FILE_SIZE_MB", cls.max_file_size_mb, environ),
             supported_mime_types=_list_env("SUPPORTED_MIME_TYPES", DEFAULT_SUPPORTED_MIME_TYPES, environ),
-            include_shared_drives=(_env("DRIVE_INCLUDE_SHARED_DRIVES", environ) or "").lower()
-            in ("1", "true", "yes"),
-            import_to_vault=(_env("DRIVE_PERSISTENCE", environ) or "metadata").lower() == "vault",
-        )
+            include_shared_drives=_bool_env("DRIVE_INCLUDE_SHARED_DRIVES", False, environ),
+            import_to_vault=_choice_env("DRIVE_PERSISTENCE", "metadata", ("metadata", "vault"), environ)
+            == "vault",
+            mass_tombstone_share=mass_tombstone_share(environ),
+        ).validate()
 
 
 @dataclass(frozen=True)
@@ -195,15 +304,43 @@ class GmailLimits:
     # False stores no attachment metadata and fetches with format=metadata (headers only).
     attachment_metadata: bool = True
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> GmailLimits:
-        costs = cls().method_costs
-        for item in _list_env("GMAIL_QUOTA_COSTS", (), environ):
-            method, _, units = item.partition("=")
+    def validate(self, overridden: Mapping[str, str] | None = None) -> GmailLimits:
+        name = field_names(self, GMAIL_ENV_NAMES, overridden or {})
+        check_number(name["max_threads"], self.max_threads, minimum=1)
+        if not self.label or not self.label.strip():
+            raise ConfigError(name["label"], "is empty; name the Gmail label to sync")
+        check_mime_list(name["attachment_mime_types"], self.attachment_mime_types, allow_empty=True)
+        if self.attachment_filename_pattern is not None:
             try:
+                re.compile(self.attachment_filename_pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    name["attachment_filename_pattern"], f"is not a regular expression: {exc}"
+                ) from None
+        check_number(
+            name["attachment_max_size_mb"], self.attachment_max_size_mb, minimum=0, exclusive_minimum=True
+        )
+        check_number(
+            name["quota_units_per_second"], self.quota_units_per_second, minimum=0, exclusive_minimum=True
+        )
+        check_method_costs(name["method_costs"], self.method_costs, self.quota_units_per_second)
+        check_number(name["batch_size"], self.batch_size, minimum=1, maximum=100)
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GmailLimits:
+        costs = cls().method_costs
+        raw_costs = _env("GMAIL_QUOTA_COSTS", environ)
+        if raw_costs is not None and not _list_env("GMAIL_QUOTA_COSTS", (), environ):
+            raise ConfigError("GMAIL_QUOTA_COSTS", "is empty; write method=units items or leave it unset")
+        for item in _list_env("GMAIL_QUOTA_COSTS", (), environ):
+            method, sep, units = item.partition("=")
+            try:
+                if not sep:
+                    raise ValueError
                 costs[method.strip()] = int(units)
             except ValueError:
-                raise ValueError(f"GMAIL_QUOTA_COSTS wants method=units items, got {item!r}") from None
+                raise ConfigError("GMAIL_QUOTA_COSTS", f"wants method=units items, got {item!r}") from None
         return cls(
             max_threads=_int_env("GMAIL_MAX_THREADS", cls.max_threads, environ),
             label=_env("GMAIL_LABEL", environ) or cls.label,
@@ -213,6 +350,5 @@ class GmailLimits:
             quota_units_per_second=_float_env("GMAIL_QUOTA_UNITS_PER_SECOND", 250.0, environ),
             method_costs=costs,
             batch_size=_int_env("GMAIL_BATCH_SIZE", cls.batch_size, environ),
-            attachment_metadata=(_env("GMAIL_ATTACHMENT_METADATA", environ) or "true").lower()
-            not in ("0", "false", "no"),
-        )
+            attachment_metadata=_bool_env("GMAIL_ATTACHMENT_METADATA", True, environ),
+        ).validate()

@@ -19,11 +19,12 @@ from monolyth_pipelines.defs.connector_asset import (
 from monolyth_pipelines.defs.partitions import drive_accounts
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 from monolyth_pipelines.google.clients import GoogleClients
-from monolyth_pipelines.settings import DriveLimits
+from monolyth_pipelines.settings import ConfigError, DriveLimits
 from monolyth_pipelines.sync import drive as drive_sync
 from monolyth_pipelines.sync.run import SyncRun
 
 DRIVE = ConnectorSpec(provider=drive_sync.PROVIDER, kind=drive_sync.KIND)
+CONFIG_PATH = "ops.google_drive_files.config"
 
 
 class DriveSyncConfig(dg.Config):
@@ -34,10 +35,13 @@ class DriveSyncConfig(dg.Config):
     supported_mime_types: list[str] | None = None
     persistence: str | None = None  # "metadata" (Option A) or "vault" (Option B)
     include_shared_drives: bool | None = None
+    # Confirms a settings change that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows.
+    allow_mass_tombstone: bool = False
 
     def limits(self) -> DriveLimits:
+        """The run's limits, validated; raises ``ConfigError`` naming the bad variable or field."""
         base = DriveLimits.from_env()
-        overrides: dict[str, Any] = {}
+        overrides: dict[str, Any] = {"allow_mass_tombstone": self.allow_mass_tombstone}
         if self.max_files_per_run is not None:
             overrides["max_files_per_run"] = self.max_files_per_run
         if self.max_file_size_mb is not None:
@@ -46,11 +50,14 @@ class DriveSyncConfig(dg.Config):
             overrides["supported_mime_types"] = tuple(self.supported_mime_types)
         if self.persistence is not None:
             if self.persistence not in ("metadata", "vault"):
-                raise dg.Failure(f"persistence must be 'metadata' or 'vault', not {self.persistence!r}")
+                raise ConfigError(
+                    f"{CONFIG_PATH}.persistence", f"must be metadata or vault, got {self.persistence!r}"
+                )
             overrides["import_to_vault"] = self.persistence == "vault"
         if self.include_shared_drives is not None:
             overrides["include_shared_drives"] = self.include_shared_drives
-        return dataclasses.replace(base, **overrides)
+        fields_set = {"import_to_vault" if k == "persistence" else k for k in self.model_fields_set}
+        return dataclasses.replace(base, **overrides).validate({k: f"{CONFIG_PATH}.{k}" for k in fields_set})
 
 
 @dg.asset(
@@ -69,7 +76,11 @@ def google_drive_files(
     db: DatabaseResource,
     google: GoogleApiResource,
 ) -> dg.MaterializeResult:
-    limits = config.limits()
+    try:
+        limits, config_error = config.limits(), None
+    except ConfigError as exc:
+        # Reported once the job row exists (run_connector_asset), so the refusal is on record.
+        limits, config_error = DriveLimits(), exc
 
     def fetch(run: SyncRun, clients: GoogleClients, token_json: dict[str, Any], owner_id: uuid.UUID) -> None:
         drive_sync.DriveSync(
@@ -89,5 +100,11 @@ def google_drive_files(
         "include_shared_drives": limits.include_shared_drives,
     }
     return run_connector_asset(
-        context, spec=DRIVE, db=db, google=google, settings_meta=settings_meta, fetch=fetch
+        context,
+        spec=DRIVE,
+        db=db,
+        google=google,
+        settings_meta=settings_meta,
+        fetch=fetch,
+        config_error=config_error,
     )

@@ -20,7 +20,7 @@ from monolyth_pipelines.defs.connector_asset import (
 from monolyth_pipelines.defs.partitions import gmail_accounts
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 from monolyth_pipelines.google.clients import GoogleClients
-from monolyth_pipelines.settings import GmailLimits
+from monolyth_pipelines.settings import ConfigError, GmailLimits
 from monolyth_pipelines.sync import gmail as gmail_sync
 from monolyth_pipelines.sync.run import SyncRun
 
@@ -39,6 +39,7 @@ class GmailSyncConfig(dg.Config):
     quota_units_per_second: float | None = None
 
     def limits(self) -> GmailLimits:
+        """The run's limits, validated; raises ``ConfigError`` naming the bad variable or field."""
         base = GmailLimits.from_env()
         overrides: dict[str, Any] = {
             name: getattr(self, name)
@@ -54,7 +55,9 @@ class GmailSyncConfig(dg.Config):
         }
         if self.attachment_mime_types is not None:
             overrides["attachment_mime_types"] = tuple(self.attachment_mime_types)
-        return dataclasses.replace(base, **overrides)
+        path = "ops.gmail_messages.config"
+        named = {k: f"{path}.{k}" for k in self.model_fields_set}
+        return dataclasses.replace(base, **overrides).validate(named)
 
 
 @dg.asset(
@@ -74,7 +77,11 @@ def gmail_messages(
     db: DatabaseResource,
     google: GoogleApiResource,
 ) -> dg.MaterializeResult:
-    limits = config.limits()
+    try:
+        limits, config_error = config.limits(), None
+    except ConfigError as exc:
+        # Reported once the job row exists (run_connector_asset), so the refusal is on record.
+        limits, config_error = GmailLimits(), exc
 
     def fetch(run: SyncRun, clients: GoogleClients, token_json: dict[str, Any], owner_id: uuid.UUID) -> None:
         gmail_sync.GmailSync(
@@ -97,5 +104,11 @@ def gmail_messages(
         "batch_size": limits.batch_size,
     }
     return run_connector_asset(
-        context, spec=GMAIL, db=db, google=google, settings_meta=settings_meta, fetch=fetch
+        context,
+        spec=GMAIL,
+        db=db,
+        google=google,
+        settings_meta=settings_meta,
+        fetch=fetch,
+        config_error=config_error,
     )

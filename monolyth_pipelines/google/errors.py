@@ -19,7 +19,11 @@ label_not_found             no         the configured Gmail label is missing (se
 cursor_invalid              no         a page token / history id is stale: restart with a full sync
 bad_request                 no         Google rejected the request as malformed (a bug on our side)
 google_unavailable          yes        5xx, 408, token-endpoint hiccups and network errors
-internal                    no         anything else (a bug): see the chained exception
+bad_config                  no         a setting or run config value is invalid (names it): fix the setting
+bad_response                no         Google sent a page the connector cannot trust (names the field)
+job_taken_over              no         another run took the job over: this run stopped writing
+account_busy                no         another live run holds the account's job (never stored on a job row)
+internal                    no         anything else (a bug): the message names the exception type only
 ==========================  =========  =================================================================
 
 Every message goes through ``redact`` so tokens and client secrets cannot reach logs, job rows
@@ -60,6 +64,10 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     GOOGLE_UNAVAILABLE = "google_unavailable"
     INTERNAL = "internal"
+    BAD_CONFIG = "bad_config"
+    BAD_RESPONSE = "bad_response"
+    ACCOUNT_BUSY = "account_busy"
+    JOB_TAKEN_OVER = "job_taken_over"
 
 
 # --- redaction -------------------------------------------------------------------------------
@@ -312,4 +320,16 @@ def classify_exception(exc: BaseException) -> SyncError:
             f"Network error talking to Google: {type(exc).__name__}: {exc}",
             retryable=True,
         )
-    return SyncError(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}: {exc}")
+    # The exception's text may quote a file title, a subject, content or SQL parameters: only its
+    # type and where it was raised leave this process (last_error, events, Dagster's log).
+    return SyncError(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}{_origin(exc)}")
+
+
+def _origin(exc: BaseException) -> str:
+    """`` at module.py:123`` for the innermost frame of the traceback, or nothing."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"

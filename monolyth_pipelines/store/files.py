@@ -19,6 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen
+from monolyth_pipelines.store.scope import meta_scope, out_of_scope_rules
+
+__all__ = ["meta_scope"]
 from monolyth_pipelines.store.timeutil import utcnow
 
 # Rows per statement: 15 bound columns x 1000 stays under SQLite's and psycopg's parameter limits.
@@ -314,12 +317,6 @@ def record_sweep_seen(
         conn.execute(stmt.on_conflict_do_nothing())
 
 
-def meta_scope(key: str, value: str | None) -> sa.ColumnElement[bool]:
-    """Rows whose meta_json[key] equals ``value`` (absent when None), e.g. one Drive corpus."""
-    field = connector_files.c.meta_json[key].as_string()
-    return field.is_(None) if value is None else field == value
-
-
 def unseen_live_ids(
     conn: sa.Connection,
     account_id: uuid.UUID,
@@ -376,12 +373,9 @@ def tombstone_out_of_scope(
     """Tombstone live rows that the current limits exclude, each with its reason."""
     at = at or utcnow()
     live = [connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None)]
-    rules: list[tuple[TombstoneReason, sa.ColumnElement[bool]]] = [
-        (TombstoneReason.UNSUPPORTED_TYPE, connector_files.c.mime.not_in(list(supported_mimes))),
-        (TombstoneReason.TOO_LARGE, connector_files.c.size > max_size),
-    ]
-    if drop_shared_drives:
-        rules.append((TombstoneReason.OUT_OF_SCOPE, meta_scope("driveId", None) == sa.false()))
+    rules = out_of_scope_rules(
+        supported_mimes=supported_mimes, max_size=max_size, drop_shared_drives=drop_shared_drives
+    )
     marked: Counter[str] = Counter()
     for reason, condition in rules:
         result = conn.execute(

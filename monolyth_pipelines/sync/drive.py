@@ -21,6 +21,8 @@ from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneRe
 from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.settings import DOCS_MIME, PDF_MIME, SHEETS_MIME, SLIDES_MIME, DriveLimits
 from monolyth_pipelines.store import files, jobs, sync_state, vault
+from monolyth_pipelines.sync.guards import refuse_mass_tombstone
+from monolyth_pipelines.sync.pages import bad_response, change_items, page_list, required_token, with_ids
 from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "google_drive"
@@ -99,7 +101,8 @@ class DriveSync(PagedSync):
             f"settings changed since the last sync ({', '.join(sorted(changed))}): full re-list"
         )
         self.counters.mode = "full_after_settings_change"
-        with self.engine.begin() as conn:
+        with self.run.fenced() as conn:
+            refuse_mass_tombstone(conn, self.account_id, self.limits, sorted(changed))
             gone = files.tombstone_out_of_scope(
                 conn,
                 self.account_id,
@@ -119,7 +122,8 @@ class DriveSync(PagedSync):
                     pageSize=100, pageToken=page_token, fields="nextPageToken,drives(id)"
                 )
             )
-            ids += [d["id"] for d in resp.get("drives", [])]
+            drives = page_list(resp, "drives", "drives.list", required=False)
+            ids += [str(d["id"]) for d in with_ids(drives, "id", self.counters.skip, "drives.list")]
             page_token = resp.get("nextPageToken")
             if not page_token:
                 return ids
@@ -128,7 +132,7 @@ class DriveSync(PagedSync):
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
         if self.rescope:
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 sync_state.drop_cursor(conn, self.account_id, corpus)
             reconciled = self._full_sweep(corpus, drive_id, force_reconcile=True, restart=True)
         elif state is not None and state.cursor and not state.sweep_in_progress:
@@ -137,7 +141,7 @@ class DriveSync(PagedSync):
                 return
             # Google rejected the stored token: sweep everything and reconcile what vanished.
             self.counters.mode = "full_after_invalid_cursor"
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 sync_state.drop_cursor(conn, self.account_id, corpus)
             reconciled = self._full_sweep(corpus, drive_id, force_reconcile=True)
         else:
@@ -185,9 +189,13 @@ class DriveSync(PagedSync):
         else:
             # The start token comes first: whatever changes while we list is replayed next run.
             token_args = {"driveId": drive_id, "supportsAllDrives": True} if drive_id else {}
-            start = self._execute(self.drive.changes().getStartPageToken(**token_args))["startPageToken"]
+            start = required_token(
+                self._execute(self.drive.changes().getStartPageToken(**token_args)),
+                "startPageToken",
+                "changes.getStartPageToken",
+            )
             reconcile = force_reconcile or live_before > 0
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 sweep_id = sync_state.begin_sweep(
                     conn, self.account_id, corpus, sweep_cursor=str(start), reconcile=reconcile
                 )
@@ -195,6 +203,7 @@ class DriveSync(PagedSync):
         assert sweep_id is not None
         query = drive_domain.build_list_query(self.limits)
         seen_before = self.counters.seen
+        incomplete = False
 
         def list_page(token: str | None, page_size: int) -> dict[str, Any]:
             return self._execute(
@@ -239,7 +248,7 @@ class DriveSync(PagedSync):
                         )
                         assert state is not None and state.sweep_cursor is not None
                         reconcile = reconcile or live_before > 0
-                        with self.engine.begin() as conn:
+                        with self.run.fenced() as conn:
                             sweep_id = sync_state.begin_sweep(
                                 conn,
                                 self.account_id,
@@ -249,10 +258,15 @@ class DriveSync(PagedSync):
                             )
                         page_token, resumed = None, False
                         continue
-                listed = resp.get("files", [])
-                self.budget -= len(listed)
-                self.counters.seen += len(listed)
-                next_token = resp.get("nextPageToken")
+                raw = page_list(resp, "files", "files.list")
+                self.budget -= len(raw)
+                self.counters.seen += len(raw)
+                listed = with_ids(raw, "id", self.counters.skip, f"files.list page {self.counters.pages + 1}")
+                if resp.get("incompleteSearch") is True:
+                    # Google searched only part of the corpus: what it left out is not "gone".
+                    self.counters.incomplete_search += 1
+                    incomplete = True
+                next_token = resp.get("nextPageToken") or None
                 if prefetch is not None and next_token and self.budget > 0:
                     pending = prefetch.submit(list_page, next_token, self._page_size())
                 records: list[FileRecord] = []
@@ -277,6 +291,13 @@ class DriveSync(PagedSync):
         finally:
             if prefetch is not None:
                 prefetch.shutdown(wait=True, cancel_futures=True)
+
+        if incomplete and reconcile:
+            reconcile = False
+            self.counters.warnings.append(
+                f"Drive reported an incomplete search of {corpus}: files it did not list are kept, "
+                "not tombstoned, until a complete listing"
+            )
 
         def finish(conn: sa.Connection) -> None:
             if reconcile:
@@ -368,8 +389,9 @@ class DriveSync(PagedSync):
                     **self._corpus_args(drive_id, for_changes=True),
                 )
             )
-            changed = [c["fileId"] for c in resp.get("changes", []) if c.get("fileId")]
-            with self.engine.begin() as conn:
+            changes = page_list(resp, "changes", "changes.list")
+            changed = [str(c["fileId"]) for c in changes if isinstance(c, dict) and c.get("fileId")]
+            with self.run.fenced() as conn:
                 files.record_sweep_seen(conn, self.account_id, sweep_id, changed)
             token = resp.get("nextPageToken")
 
@@ -412,11 +434,14 @@ class DriveSync(PagedSync):
                     )
                     return False
                 raise
-            changes = resp.get("changes", [])
-            self.budget -= len(changes)
-            self.counters.seen += len(changes)
-            next_token = resp.get("nextPageToken")
-            new_start = resp.get("newStartPageToken")
+            raw = page_list(resp, "changes", "changes.list")
+            self.budget -= len(raw)
+            self.counters.seen += len(raw)
+            changes = change_items(raw, self.counters.skip, f"changes.list of {corpus}")
+            next_token = resp.get("nextPageToken") or None
+            new_start = resp.get("newStartPageToken") or None
+            if next_token is None and new_start is None:
+                raise bad_response("changes.list", "the page has neither nextPageToken nor newStartPageToken")
             self._apply_changes(changes, corpus, str(next_token or new_start))
             if new_start or not next_token:
                 self._warn_if_most_left(corpus)
@@ -488,7 +513,7 @@ class DriveSync(PagedSync):
         with self.engine.connect() as conn:
             planned = files.upsert_files(conn, self.account_id, PROVIDER, records, dry_run=True)
             have = vault.existing_external_ids(
-                conn, self.owner_id, PROVIDER, [r.external_id for r in records]
+                conn, self.owner_id, PROVIDER, [r.external_id for r in records], account_id=self.account_id
             )
         wanted = set(planned.written_ids) | {r.external_id for r in records if r.external_id not in have}
         for record in records:
@@ -497,7 +522,7 @@ class DriveSync(PagedSync):
             content = self._fetch_content(record)
             if content is None:
                 continue
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 vault.upsert_document(
                     conn,
                     vault.VaultDocument(

@@ -43,6 +43,7 @@ from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
 from monolyth_pipelines.store import files, jobs, sync_state, vault
+from monolyth_pipelines.sync.pages import page_list, required_token, with_ids
 from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "gmail"
@@ -175,7 +176,7 @@ class GmailSync(PagedSync):
             if self._incremental(state.cursor):
                 return
             self.counters.mode = "full_after_invalid_cursor"
-        with self.engine.begin() as conn:
+        with self.run.fenced() as conn:
             sync_state.drop_cursor(conn, self.account_id, CORPUS)
         self._full_pull(force_reconcile=True)
 
@@ -192,9 +193,9 @@ class GmailSync(PagedSync):
             # another label, and only a complete listing can tell which still belong.
             history_id = state.sweep_cursor
         else:
-            history_id = str(self._profile()["historyId"])
+            history_id = required_token(self._profile(), "historyId", "getProfile")
         reconcile = force_reconcile or live_before > 0
-        with self.engine.begin() as conn:
+        with self.run.fenced() as conn:
             sweep_id = sync_state.begin_sweep(
                 conn, self.account_id, CORPUS, sweep_cursor=history_id, reconcile=reconcile
             )
@@ -241,7 +242,9 @@ class GmailSync(PagedSync):
                 ),
                 "threads.list",
             )
-            ids = [str(t["id"]) for t in resp.get("threads", [])][:remaining]
+            threads = page_list(resp, "threads", "threads.list", required=False)
+            kept = with_ids(threads, "id", self.counters.skip, "threads.list")
+            ids = [str(t["id"]) for t in kept][:remaining]
             remaining -= len(ids)
             yield from ids
             page_token = resp.get("nextPageToken")
@@ -289,13 +292,13 @@ class GmailSync(PagedSync):
                     self.counters.warnings.append(f"stored history id {cursor} is no longer kept by Gmail")
                     return False
                 raise
-            records = resp.get("history", [])
+            records = page_list(resp, "history", "history.list", required=False)
             next_token = resp.get("nextPageToken")
             # Gmail's advice: after the last page store the returned historyId; until then, the
             # last record applied is where a crashed run resumes.
             if not next_token:
-                position = str(resp["historyId"])
-            elif records:
+                position = required_token(resp, "historyId", "history.list")
+            elif records and isinstance(records[-1], dict) and records[-1].get("id"):
                 position = str(records[-1]["id"])
             self._apply_history(records, position)
             if not next_token:
@@ -308,7 +311,7 @@ class GmailSync(PagedSync):
         maybe: set[str] = set()  # threads that matter only if we store them already
         # No records, no label lookup: a run with nothing new costs one history.list call.
         label_id = self._label() if records else ""
-        for record in records:
+        for record in (r for r in records if isinstance(r, dict)):
             for kind in _HISTORY_KINDS:
                 for item in record.get(kind) or []:
                     message = item.get("message") or {}
@@ -388,7 +391,9 @@ class GmailSync(PagedSync):
         if not wanted:
             return
         with self.engine.connect() as conn:
-            have = vault.existing_external_ids(conn, self.owner_id, PROVIDER, list(wanted))
+            have = vault.existing_external_ids(
+                conn, self.owner_id, PROVIDER, list(wanted), account_id=self.account_id
+            )
         calls: list[BatchCall] = []
         attachments_api = self.users.messages().attachments()
         for vault_id, (message_id, attachment) in wanted.items():
@@ -433,7 +438,7 @@ class GmailSync(PagedSync):
                         parent_external_id=message_id,
                     )
                 )
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 for document in documents:
                     vault.upsert_document(conn, document)
             self.counters.vault_imported += len(documents)

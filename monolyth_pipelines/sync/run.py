@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,9 +24,11 @@ from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
 from monolyth_pipelines.store import accounts, events, files, jobs, vault
+from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.sync.refusals import AccountBusy
 
 # How many skipped ids per reason a job row keeps; the counts are always complete.
 SKIPPED_IDS_KEPT = 100
@@ -54,6 +56,7 @@ class SyncCounters:
     mode: str = ""  # "full", "incremental", "full_after_invalid_cursor"
     limit_reached: bool = False
     warnings: list[str] = field(default_factory=list)
+    incomplete_search: int = 0  # listing pages Drive answered with incompleteSearch: true
 
     @classmethod
     def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:
@@ -74,6 +77,7 @@ class SyncCounters:
             mode=c.get("mode", ""),
             limit_reached=c.get("limit_reached", False),
             warnings=list(c.get("warnings") or []),
+            incomplete_search=c.get("incomplete_search", 0),
         )
 
     def skip(self, reason: str, external_id: str) -> None:
@@ -104,6 +108,7 @@ class SyncCounters:
             "vault_imported": self.vault_imported,
             "limit_reached": self.limit_reached,
             "warnings": self.warnings,
+            "incomplete_search": self.incomplete_search,
         }
 
 
@@ -170,6 +175,8 @@ class SyncRun:
     def start(self) -> jobs.Job:
         ident = self.identity
         with self.engine.begin() as conn:
+            # The reap, the read of the open job and the claim below see one state of the account.
+            jobs.lock_account(conn, ident.account_id)
             account = accounts.get_account(conn, ident.account_id)
             if account is None:
                 raise AccountNotSyncable(ErrorCode.NOT_FOUND, f"account {ident.account_id} does not exist")
@@ -187,15 +194,18 @@ class SyncRun:
                 # A step retry of this run: pages the earlier attempt committed are not fetched
                 # again, so its counters carry on instead of starting from zero.
                 self.counters = SyncCounters.resumed(before.meta_json)
-            self.job = jobs.start_job(
-                conn,
-                account_id=ident.account_id,
-                kind=ident.kind,
-                run_id=ident.run_id,
-                attempt=ident.attempt,
-                job_id=ident.job_id,
-                meta=self.meta(),
-            )
+            try:
+                self.job = jobs.start_job(
+                    conn,
+                    account_id=ident.account_id,
+                    kind=ident.kind,
+                    run_id=ident.run_id,
+                    attempt=ident.attempt,
+                    job_id=ident.job_id,
+                    meta=self.meta(),
+                )
+            except JobBusyError as busy:
+                raise AccountBusy(busy, self.stale_after) from None
             # A step retry re-enters with the row already running for this run: one started event per job.
             if before is None or before.status != JobStatus.RUNNING or before.run_id != ident.run_id:
                 events.log_event(
@@ -224,15 +234,26 @@ class SyncRun:
         self.log(f"took over job {held.id} from dead run {held.run_id}")
 
     def heartbeat(self, conn: sa.Connection) -> None:
-        """Called inside each page's transaction: progress stays visible and proves the run alive."""
-        jobs.update_meta(conn, self.job_id, self.meta())
+        """Called inside each page's transaction: progress stays visible and proves the run alive.
+
+        Raises ``JobLostError`` when another run took the job over: the page rolls back with it."""
+        if not jobs.update_meta(conn, self.job_id, self.meta(), run_id=self.identity.run_id):
+            raise JobLostError(f"job {self.job_id} is no longer held by run {self.identity.run_id}")
+
+    @contextmanager
+    def fenced(self) -> Iterator[sa.Connection]:
+        """A write transaction that commits only while this run still holds its job."""
+        with self.engine.begin() as conn:
+            jobs.assert_held(conn, self.job_id, self.identity.run_id)
+            yield conn
 
     def complete(self) -> dict[str, Any]:
         ident = self.identity
         meta = self.meta()
         with self.engine.begin() as conn:
-            vault.follow_source_rows(conn, ident.account_id, ident.provider)
-            if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta):
+            if jobs.still_held(conn, self.job_id, ident.run_id):
+                vault.follow_source_rows(conn, ident.account_id, ident.provider)
+            if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta, run_id=ident.run_id):
                 # The reaper or a failure sensor closed the row meanwhile (this run looked dead);
                 # the first recorded outcome stands, and a second event would contradict it.
                 self.log(f"job {self.job_id} was already closed; not recording completion over it")
@@ -258,15 +279,17 @@ class SyncRun:
             if self.job is None:
                 return
             if will_retry:
-                jobs.update_meta(conn, self.job_id, self.meta(last_attempt_error=message))
+                jobs.update_meta(
+                    conn, self.job_id, self.meta(last_attempt_error=message), run_id=ident.run_id
+                )
                 return
             closed_now = jobs.finish_job(
-                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message
+                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message, run_id=ident.run_id
             )
+            if not closed_now:
+                return  # another run holds the job now: this run writes nothing more
             if error.code == ErrorCode.AUTH_REVOKED:
                 accounts.set_status(conn, ident.account_id, AccountStatus.ERROR)
-            if not closed_now:
-                return
             events.log_event(
                 conn,
                 Event.SYNC_FAILED,
@@ -317,13 +340,17 @@ class PagedSync:
 
     def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            # Fenced: if another run took the job over, this page rolls back and the run stops.
+            jobs.assert_held(conn, self.run.job_id, self.run.identity.run_id)
+            refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
+            if conn.dialect.name == "postgresql" and refreshed is None:
                 # A page's rows and the cursor that covers them commit together, so losing the
                 # last commits in a server crash only means fetching those pages again: the
-                # WAL flush at every page commit buys nothing here.
+                # WAL flush at every page commit buys nothing here. Not when the page carries a
+                # rotated refresh token: Google has revoked the old one, and losing the new one
+                # would disconnect the account.
                 conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             write(conn)
-            refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
             if refreshed is not None:
                 if not accounts.save_token_json(
                     conn,
