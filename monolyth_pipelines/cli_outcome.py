@@ -1,4 +1,5 @@
-"""What the CLI prints for a run that ended before it opened a job (a refusal, not a failed sync)."""
+"""What the CLI prints for a run that holds no job at its end: refused because the account was
+busy (not a failed sync), or stopped because another run took its job over."""
 
 from __future__ import annotations
 
@@ -31,4 +32,7 @@ def refusal_of(result: Any) -> Refusal | None:
         code = str(_value(failure.metadata.get("error_code", "")))
         if code == "account_busy":
             return Refusal(code, failure.description or code, EXIT_BUSY)
+        if code == "job_taken_over":
+            # The job this run held now belongs to another run: it is that run's to report.
+            return Refusal(code, failure.description or code, 1)
     return None

@@ -56,8 +56,12 @@ class DriveSyncConfig(dg.Config):
             overrides["import_to_vault"] = self.persistence == "vault"
         if self.include_shared_drives is not None:
             overrides["include_shared_drives"] = self.include_shared_drives
-        fields_set = {"import_to_vault" if k == "persistence" else k for k in self.model_fields_set}
-        return dataclasses.replace(base, **overrides).validate({k: f"{CONFIG_PATH}.{k}" for k in fields_set})
+        named = {
+            ("import_to_vault" if k == "persistence" else k): f"{CONFIG_PATH}.{k}"
+            for k in self.model_fields_set
+            if getattr(self, k) is not None
+        }
+        return dataclasses.replace(base, **overrides).validate(named)
 
 
 @dg.asset(

@@ -56,7 +56,7 @@ class GmailSyncConfig(dg.Config):
         if self.attachment_mime_types is not None:
             overrides["attachment_mime_types"] = tuple(self.attachment_mime_types)
         path = "ops.gmail_messages.config"
-        named = {k: f"{path}.{k}" for k in self.model_fields_set}
+        named = {k: f"{path}.{k}" for k in self.model_fields_set if getattr(self, k) is not None}
         return dataclasses.replace(base, **overrides).validate(named)
 
 
