@@ -22,7 +22,13 @@ from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.settings import DOCS_MIME, PDF_MIME, SHEETS_MIME, SLIDES_MIME, DriveLimits
 from monolyth_pipelines.store import files, jobs, sync_state, vault
 from monolyth_pipelines.sync.guards import refuse_mass_tombstone
-from monolyth_pipelines.sync.pages import bad_response, change_items, page_list, required_token, with_ids
+from monolyth_pipelines.sync.page_checks import (
+    bad_response,
+    change_items,
+    page_list,
+    required_token,
+    with_ids,
+)
 from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "google_drive"

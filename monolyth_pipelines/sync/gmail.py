@@ -43,7 +43,7 @@ from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
 from monolyth_pipelines.store import files, jobs, sync_state, vault
-from monolyth_pipelines.sync.pages import page_list, required_token, with_ids
+from monolyth_pipelines.sync.page_checks import page_list, required_token, with_ids
 from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
 
 PROVIDER = "gmail"
