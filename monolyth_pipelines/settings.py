@@ -6,27 +6,28 @@ and this module cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 from monolyth_pipelines.settings_checks import (
     DRIVE_ENV_NAMES,
     GMAIL_ENV_NAMES,
     ConfigError,
-    check_method_costs,
-    check_mime_list,
+    check_drive_limits,
+    check_endpoint_override,
+    check_gmail_limits,
     check_number,
     check_url,
     field_names,
+    parse_bool,
+    parse_number,
 )
 
 __all__ = ["ConfigError"]
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
 GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
@@ -49,22 +50,12 @@ def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
 
 def _int_env(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
     raw = _env(name, environ)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be an integer, got {raw!r}") from None
+    return default if raw is None else parse_number(name, raw, int)
 
 
 def _float_env(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
     raw = _env(name, environ)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be a number, got {raw!r}") from None
+    return default if raw is None else parse_number(name, raw, float)
 
 
 def _list_env(
@@ -78,13 +69,7 @@ def _list_env(
 
 def _bool_env(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
     raw = _env(name, environ)
-    if raw is None:
-        return default
-    if raw.strip().lower() in _TRUE:
-        return True
-    if raw.strip().lower() in _FALSE:
-        return False
-    raise ConfigError(name, f"must be true or false, got {raw!r}")
+    return default if raw is None else parse_bool(name, raw)
 
 
 def _choice_env(name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None) -> str:
@@ -120,12 +105,8 @@ def gmail_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 @dataclass(frozen=True)
 class GoogleEndpoints:
-    """Where every Google client of the project points, and so where account tokens are sent.
-
-    Only the deployment decides this (environment variables), never run config: whoever can edit
-    a run in the Dagster UI must not be able to send an account's refresh token to their own
-    host. ``allowed_api_bases`` / ``allowed_token_uris`` are what a run may pick from besides
-    the defaults (``MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST``; empty: nothing else).
+    """Where every Google client points, so where account tokens go: the deployment decides
+    (environment), never run config; ``allowlist`` is what a run may pick besides.
 
     ``api_base`` unset means Google itself. When it is set (the emulator), Drive, Gmail and both
     batch URIs derive from it, because the client library would otherwise send batches to Google's
@@ -152,21 +133,13 @@ class GoogleEndpoints:
     def with_override(self, *, api_endpoint: str | None, token_uri: str | None) -> GoogleEndpoints:
         """The endpoints a run asked for, refused unless the deployment listed them."""
         api_base = (api_endpoint or "").rstrip("/") or None
-        for variable, asked, current in (
-            ("resources.google.config.api_endpoint", api_base, self.api_base),
-            ("resources.google.config.token_uri", (token_uri or "").rstrip("/") or None, self.token_uri),
+        for field_name, asked, deployed in (
+            ("api_endpoint", api_base, self.api_base),
+            ("token_uri", token_uri, self.token_uri),
         ):
-            if asked is not None and asked != (current or "").rstrip("/") and asked not in self.allowlist:
-                raise ConfigError(
-                    variable,
-                    "Google endpoints come from the deployment (MONOLYTH_GOOGLE_API_ENDPOINT, "
-                    "MONOLYTH_GOOGLE_TOKEN_URI), not from run config; list the URL in "
-                    "MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST to allow it",
-                )
-        return GoogleEndpoints(
-            api_base=api_base or self.api_base,
-            token_uri=token_uri or self.token_uri,
-            allowlist=self.allowlist,
+            check_endpoint_override(f"resources.google.config.{field_name}", asked, deployed, self.allowlist)
+        return dataclasses.replace(
+            self, api_base=api_base or self.api_base, token_uri=token_uri or self.token_uri
         )
 
     @property
@@ -252,22 +225,70 @@ class DriveLimits:
     def max_file_size_bytes(self) -> int:
         return int(self.max_file_size_mb * 1024 * 1024)
 
+    # Per-run overrides (Dagster run config); the same names describe the run in meta_json.settings.
+    CONFIG_FIELDS: ClassVar[dict[str, Any]] = {
+        "max_files_per_run": int,
+        "max_file_size_mb": float,
+        "supported_mime_types": list[str],
+        "persistence": str,  # "metadata" (Option A) or "vault" (Option B)
+        "include_shared_drives": bool,
+        # Confirms a settings change that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows.
+        "allow_mass_tombstone": bool,
+    }
+    # The settings whose change re-scopes the stored rows (a full re-list with tombstones).
+    SCOPE_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "supported_mime_types",
+        "max_file_size_mb",
+        "include_shared_drives",
+        "persistence",
+    )
+
+    def with_overrides(self, overrides: dict[str, Any], path: str = "run config") -> DriveLimits:
+        """These limits with a run's overrides, validated; a bad value raises ``ConfigError``
+        naming its run config path (``path`` + field)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        named = {k: f"{path}.{k}" for k in values}
+        if "supported_mime_types" in values:
+            values["supported_mime_types"] = tuple(values["supported_mime_types"])
+        if "persistence" in values:
+            persistence = values.pop("persistence")
+            if persistence not in ("metadata", "vault"):
+                raise ConfigError(named["persistence"], f"must be metadata or vault, got {persistence!r}")
+            values["import_to_vault"] = persistence == "vault"
+            named["import_to_vault"] = named.pop("persistence")
+        return dataclasses.replace(self, **values).validate(named)
+
     def validate(self, overridden: Mapping[str, str] | None = None) -> DriveLimits:
         """Range-check every field; ``overridden`` maps fields a run set to their config path."""
-        name = field_names(self, DRIVE_ENV_NAMES, overridden or {})
-        check_number(name["max_files_per_run"], self.max_files_per_run, minimum=1)
-        if not isinstance(self.max_files_per_run, int):
-            raise ConfigError(
-                name["max_files_per_run"], f"must be an integer, got {self.max_files_per_run!r}"
-            )
-        check_number(name["max_file_size_mb"], self.max_file_size_mb, minimum=0, exclusive_minimum=True)
-        check_mime_list(name["supported_mime_types"], self.supported_mime_types)
-        check_number(name["page_size"], self.page_size, minimum=1, maximum=1000)
-        check_number(name["mass_tombstone_share"], self.mass_tombstone_share, minimum=0, maximum=1)
+        check_drive_limits(self, field_names(self, DRIVE_ENV_NAMES, overridden or {}))
         return self
 
+    def settings_meta(self) -> dict[str, Any]:
+        return {
+            "max_files_per_run": self.max_files_per_run,
+            "max_file_size_mb": self.max_file_size_mb,
+            "supported_mime_types": list(self.supported_mime_types),
+            "persistence": "vault" if self.import_to_vault else "metadata",
+            "include_shared_drives": self.include_shared_drives,
+        }
+
+    def changed_settings(self, before: dict[str, Any]) -> list[str]:
+        """The scope settings that differ from ``before`` (the last completed run's); [] with none."""
+        if not before:
+            return []
+        now = self.settings_meta()
+        return sorted(
+            key
+            for key in self.SCOPE_SETTINGS
+            if (
+                sorted(before.get(key) or []) != sorted(now[key])
+                if key == "supported_mime_types"
+                else before.get(key) != now[key]
+            )
+        )
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DriveLimits:
+    def from_env(cls, environ: dict[str, str] | None = None) -> DriveLimits:
         return cls(
             max_files_per_run=_int_env("MAX_FILES_PER_RUN", cls.max_files_per_run, environ),
             max_file_size_mb=_float_env("MAX_FILE_SIZE_MB", cls.max_file_size_mb, environ),
@@ -304,34 +325,47 @@ class GmailLimits:
     # False stores no attachment metadata and fetches with format=metadata (headers only).
     attachment_metadata: bool = True
 
+    CONFIG_FIELDS: ClassVar[dict[str, Any]] = {
+        "label": str,
+        "max_threads": int,
+        "attachment_mime_types": list[str],
+        "attachment_filename_pattern": str,
+        "attachment_max_size_mb": float,
+        "attachment_metadata": bool,
+        "quota_units_per_second": float,
+    }
+
+    def with_overrides(self, overrides: dict[str, Any], path: str = "run config") -> GmailLimits:
+        """These limits with a run's overrides, validated (``ConfigError`` names the field)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if "attachment_mime_types" in values:
+            values["attachment_mime_types"] = tuple(values["attachment_mime_types"])
+        return dataclasses.replace(self, **values).validate({k: f"{path}.{k}" for k in values})
+
     def validate(self, overridden: Mapping[str, str] | None = None) -> GmailLimits:
-        name = field_names(self, GMAIL_ENV_NAMES, overridden or {})
-        check_number(name["max_threads"], self.max_threads, minimum=1)
-        if not self.label or not self.label.strip():
-            raise ConfigError(name["label"], "is empty; name the Gmail label to sync")
-        check_mime_list(name["attachment_mime_types"], self.attachment_mime_types, allow_empty=True)
-        if self.attachment_filename_pattern is not None:
-            try:
-                re.compile(self.attachment_filename_pattern)
-            except re.error as exc:
-                raise ConfigError(
-                    name["attachment_filename_pattern"], f"is not a regular expression: {exc}"
-                ) from None
-        check_number(
-            name["attachment_max_size_mb"], self.attachment_max_size_mb, minimum=0, exclusive_minimum=True
-        )
-        check_number(
-            name["quota_units_per_second"], self.quota_units_per_second, minimum=0, exclusive_minimum=True
-        )
-        check_method_costs(name["method_costs"], self.method_costs, self.quota_units_per_second)
-        check_number(name["batch_size"], self.batch_size, minimum=1, maximum=100)
+        check_gmail_limits(self, field_names(self, GMAIL_ENV_NAMES, overridden or {}))
         return self
 
+    def settings_meta(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "max_threads": self.max_threads,
+            "attachment_metadata": self.attachment_metadata,
+            "attachment_mime_types": list(self.attachment_mime_types),
+            "attachment_filename_pattern": self.attachment_filename_pattern,
+            "attachment_max_size_mb": self.attachment_max_size_mb,
+            "quota_units_per_second": self.quota_units_per_second,
+            "batch_size": self.batch_size,
+        }
+
+    def changed_settings(self, before: dict[str, Any]) -> list[str]:
+        """Only the label re-scopes the stored rows: they and the cursor belong to one label."""
+        return ["label"] if before.get("label") not in (None, self.label) else []
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GmailLimits:
+    def from_env(cls, environ: dict[str, str] | None = None) -> GmailLimits:
         costs = cls().method_costs
-        raw_costs = _env("GMAIL_QUOTA_COSTS", environ)
-        if raw_costs is not None and not _list_env("GMAIL_QUOTA_COSTS", (), environ):
+        if _env("GMAIL_QUOTA_COSTS", environ) is not None and not _list_env("GMAIL_QUOTA_COSTS", (), environ):
             raise ConfigError("GMAIL_QUOTA_COSTS", "is empty; write method=units items or leave it unset")
         for item in _list_env("GMAIL_QUOTA_COSTS", (), environ):
             method, sep, units = item.partition("=")

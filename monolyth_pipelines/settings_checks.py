@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from typing import Any
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -108,3 +112,68 @@ def check_method_costs(variable: str, costs: Mapping[str, int], units_per_second
                 f"{method} costs {units} units, more than the {units_per_second:g} "
                 "units per second the pacer may spend: no call could ever be made",
             )
+
+
+def check_drive_limits(limits: Any, name: Mapping[str, str]) -> None:
+    """Ranges of ``settings.DriveLimits``; ``name`` says how to call each field in an error."""
+    check_number(name["max_files_per_run"], limits.max_files_per_run, minimum=1)
+    if not isinstance(limits.max_files_per_run, int):
+        raise ConfigError(name["max_files_per_run"], f"must be an integer, got {limits.max_files_per_run!r}")
+    check_number(name["max_file_size_mb"], limits.max_file_size_mb, minimum=0, exclusive_minimum=True)
+    check_mime_list(name["supported_mime_types"], limits.supported_mime_types)
+    check_number(name["page_size"], limits.page_size, minimum=1, maximum=1000)
+    check_number(name["mass_tombstone_share"], limits.mass_tombstone_share, minimum=0, maximum=1)
+
+
+def check_gmail_limits(limits: Any, name: Mapping[str, str]) -> None:
+    """Ranges of ``settings.GmailLimits``."""
+    check_number(name["max_threads"], limits.max_threads, minimum=1)
+    if not limits.label or not limits.label.strip():
+        raise ConfigError(name["label"], "is empty; name the Gmail label to sync")
+    check_mime_list(name["attachment_mime_types"], limits.attachment_mime_types, allow_empty=True)
+    if limits.attachment_filename_pattern is not None:
+        try:
+            re.compile(limits.attachment_filename_pattern)
+        except re.error as exc:
+            raise ConfigError(
+                name["attachment_filename_pattern"], f"is not a regular expression: {exc}"
+            ) from None
+    check_number(
+        name["attachment_max_size_mb"], limits.attachment_max_size_mb, minimum=0, exclusive_minimum=True
+    )
+    check_number(
+        name["quota_units_per_second"], limits.quota_units_per_second, minimum=0, exclusive_minimum=True
+    )
+    check_method_costs(name["method_costs"], limits.method_costs, limits.quota_units_per_second)
+    check_number(name["batch_size"], limits.batch_size, minimum=1, maximum=100)
+
+
+def check_endpoint_override(
+    variable: str, asked: str | None, deployed: str | None, allowlist: Sequence[str]
+) -> None:
+    """A run may repeat the deployment's endpoint or pick an allow-listed one, nothing else."""
+    asked = (asked or "").rstrip("/") or None
+    if asked is None or asked == (deployed or "").rstrip("/") or asked in allowlist:
+        return
+    raise ConfigError(
+        variable,
+        "Google endpoints come from the deployment (MONOLYTH_GOOGLE_API_ENDPOINT, "
+        "MONOLYTH_GOOGLE_TOKEN_URI), not from run config; list the URL in "
+        "MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST to allow it",
+    )
+
+
+def parse_number(variable: str, raw: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        word = "an integer" if kind is int else "a number"
+        raise ConfigError(variable, f"must be {word}, got {raw!r}") from None
+
+
+def parse_bool(variable: str, raw: str) -> bool:
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(variable, f"must be true or false, got {raw!r}")

@@ -120,6 +120,10 @@ def open_job(conn: sa.Connection, account_id: uuid.UUID, kind: str) -> Job | Non
     return Job(**row._mapping) if row else None
 
 
+# ``start_job(current=...)`` unset: the function reads the row itself.
+_UNREAD = object()
+
+
 def lock_account(conn: sa.Connection, account_id: uuid.UUID) -> None:
     """Serialise job claims of one account until this transaction ends.
 
@@ -142,6 +146,7 @@ def start_job(
     attempt: int,
     job_id: uuid.UUID | None = None,
     meta: dict[str, Any] | None = None,
+    current: object = _UNREAD,
 ) -> Job:
     """Take a job to ``running`` for this run.
 
@@ -149,12 +154,17 @@ def start_job(
     that row is already closed, the open pending row for the account is claimed, or a new one
     created. A closed row is never reopened. The claim is a compare-and-set (the row must still
     be ``pending``, or already this run's, for this account and kind), so two runs racing for
-    one job end with exactly one holder; the loser gets ``JobBusyError``. Callers take
-    ``lock_account`` first so that the read-then-create of a new row cannot race either.
+    one job end with exactly one holder; the loser gets ``JobBusyError``. It takes
+    ``lock_account`` first, so the read-then-create of a new row cannot race either.
+
+    ``current``: the row ``job_id`` names (else the open row), when the caller has just read it.
     """
     now = utcnow()
     lock_account(conn, account_id)
-    job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
+    if current is _UNREAD:
+        job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
+    else:
+        job = current if isinstance(current, Job) else None
     if job is not None and (
         job.status in (JobStatus.COMPLETED, JobStatus.FAILED)
         or (job.account_id, job.kind) != (account_id, kind)
@@ -163,7 +173,7 @@ def start_job(
         # UI copies the old run's tags) gets a job of its own instead of failing or reopening it.
         job = open_job(conn, account_id, kind)
     job_id = create_job(conn, account_id, kind) if job is None else job.id
-    claimed = conn.execute(
+    row = conn.execute(
         connector_jobs.update()
         .where(
             connector_jobs.c.id == job_id,
@@ -186,12 +196,13 @@ def start_job(
             meta_json=meta,
             updated_at=now,
         )
-    ).rowcount
-    started = get_job(conn, job_id)
-    assert started is not None
-    if claimed != 1:
-        raise JobBusyError(started.id, started.run_id, started.updated_at)
-    return started
+        .returning(*connector_jobs.c)
+    ).one_or_none()
+    if row is None:
+        holder = get_job(conn, job_id)
+        assert holder is not None
+        raise JobBusyError(holder.id, holder.run_id, holder.updated_at)
+    return Job(**row._mapping)
 
 
 def still_held(conn: sa.Connection, job_id: uuid.UUID, run_id: str) -> bool:

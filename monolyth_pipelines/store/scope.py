@@ -12,13 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.records import TombstoneReason
+from monolyth_pipelines.store.file_queries import meta_scope
 from monolyth_pipelines.store.schema import connector_files
-
-
-def meta_scope(key: str, value: str | None) -> sa.ColumnElement[bool]:
-    """Rows whose meta_json[key] equals ``value`` (absent when None), e.g. one Drive corpus."""
-    field = connector_files.c.meta_json[key].as_string()
-    return field.is_(None) if value is None else field == value
 
 
 def out_of_scope_rules(

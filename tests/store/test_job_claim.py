@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import threading
 import uuid
-from types import SimpleNamespace
-from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
 
-from monolyth_pipelines.google.retry import Backoff
 from monolyth_pipelines.store import events, files, jobs
 from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.schema import connector_files
+from monolyth_pipelines.sync.pages import PageWrite
 from monolyth_pipelines.sync.refusals import AccountBusy
-from monolyth_pipelines.sync.run import PagedSync, RunIdentity, SyncRun
+from monolyth_pipelines.sync.run import RunIdentity, SyncRun
 from tests.store.helpers import make_records, new_account
 
 
 def _run(engine: sa.Engine, account: uuid.UUID, run_id: str, *, alive: bool = True) -> SyncRun:
     identity = RunIdentity(account_id=account, provider="google_drive", kind="drive_import", run_id=run_id)
     return SyncRun(engine, identity, settings_meta={}, is_run_alive=lambda _run_id: alive)
-
-
-def _pages(run: SyncRun) -> PagedSync:
-    # No Google call happens in a page commit; the clients only answer "was the token refreshed".
-    clients = SimpleNamespace(credentials=SimpleNamespace(token="x", refresh_token=None), api_requests=0)
-    return PagedSync(
-        run=run,
-        clients=cast(Any, clients),
-        policy=Backoff(base=0.0, cap=0.0, max_attempts=1),
-        owner_id=uuid.uuid4(),
-        token_json={"token": "x"},
-    )
 
 
 def _stored(engine: sa.Engine, account: uuid.UUID) -> set[str]:
@@ -104,19 +90,14 @@ def test_a_run_whose_job_was_taken_over_writes_nothing_more(engine: sa.Engine) -
     account = new_account(engine)
     first = _run(engine, account, "run-1")
     first.start()
-    pages = _pages(first)
-    pages._commit_page(
-        lambda conn: files.upsert_files(conn, account, "google_drive", make_records(2, prefix="a"))
-    )
+    first.commit_page(PageWrite(records=make_records(2, prefix="a")))
 
     # run-1 looks dead to run-2 (its process was lost), so run-2 takes the account over.
     second = _run(engine, account, "run-2", alive=False)
     second.start()
 
     with pytest.raises(JobLostError):
-        pages._commit_page(
-            lambda conn: files.upsert_files(conn, account, "google_drive", make_records(3, prefix="b"))
-        )
+        first.commit_page(PageWrite(records=make_records(3, prefix="b")))
     with pytest.raises(JobLostError), engine.begin() as conn:
         first.heartbeat(conn)
     assert _stored(engine, account) == {"a0", "a1"}, "the fenced page rolled back whole"
