@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from monolyth_pipelines import providers
+from monolyth_pipelines.cli_outcome import Refusal, refusal_of
 from monolyth_pipelines.store import accounts, jobs
 from monolyth_pipelines.store.files import count_live
 from monolyth_pipelines.store.schema import AccountStatus
@@ -98,6 +99,7 @@ class SyncOutcome:
     live_items: int
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    refusal: Refusal | None = None  # the run ended holding no job: account busy, or taken over
 
     @property
     def ok(self) -> bool:
@@ -105,6 +107,8 @@ class SyncOutcome:
 
     def lines(self) -> list[str]:
         """What ``sync`` prints: the job's outcome, the counters, the warnings."""
+        if self.job is None and self.refusal is not None:
+            return [self.refusal.line]
         if self.job is None:
             return [f"run {self.run_id} failed before it opened a job: {'ok' if self.success else 'failed'}"]
         job = self.job
@@ -137,7 +141,7 @@ def sync_account(
         job = next((j for j in reversed(jobs.jobs_for_account(conn, account_id)) if j.run_id == run_id), None)
         live = count_live(conn, account_id)
     if job is None:
-        return SyncOutcome(run_id, result.success, None, live)
+        return SyncOutcome(run_id, result.success, None, live, refusal=refusal_of(result))
     meta = job.meta_json or {}
     counters = meta.get("counters", {})
     summary = {k: counters.get(k) for k in SUMMARY_COUNTERS}

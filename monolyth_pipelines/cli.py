@@ -80,9 +80,15 @@ def _sync(args: argparse.Namespace) -> int:
     from monolyth_pipelines.actions import sync_account
 
     run_config = json.loads(args.config_json) if args.config_json else {}
-    # Dagster's step-by-step console log is for debugging; the outcome is printed below.
+    if args.allow_mass_tombstone:
+        if args.provider != "google_drive":
+            raise CliError("--allow-mass-tombstone applies to google_drive only")
+        ops = run_config.setdefault("ops", {}).setdefault("google_drive_files", {})
+        ops.setdefault("config", {})["allow_mass_tombstone"] = True
+    # Dagster's step-by-step console log (and its stack traces) is for debugging with --verbose;
+    # the outcome is printed below.
     run_config.setdefault(
-        "loggers", {"console": {"config": {"log_level": "DEBUG" if args.verbose else "WARNING"}}}
+        "loggers", {"console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}}
     )
     account_id = _uuid(args.account)
     outcome = sync_account(
@@ -90,6 +96,8 @@ def _sync(args: argparse.Namespace) -> int:
     )
     for line in outcome.lines():
         print(line)
+    if outcome.refusal is not None:
+        return outcome.refusal.exit_status  # 3: the account is busy; not a failed sync
     return 0 if outcome.ok else 1
 
 
@@ -153,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-json", help='run config, e.g. {"ops": {"google_drive_files": {"config": {...}}}}'
     )
     sync.add_argument("--verbose", action="store_true", help="show Dagster's own run log")
+    sync.add_argument(
+        "--allow-mass-tombstone",
+        action="store_true",
+        help="confirm a settings change that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows",
+    )
     sync.set_defaults(func=_sync)
 
     req = commands.add_parser("sync-request", help='insert a pending job, as "Sync now" in the app does')

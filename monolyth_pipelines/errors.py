@@ -19,13 +19,17 @@ label_not_found             no         the configured Gmail label is missing (se
 cursor_invalid              no         a page token / history id is stale: restart with a full sync
 bad_request                 no         Google rejected the request as malformed (a bug on our side)
 google_unavailable          yes        5xx, 408, token-endpoint hiccups and network errors
-bad_response                yes        Google answered 200 with a body that is not a JSON object
+bad_config                  no         a setting or run config value is invalid (names it): fix the setting
+bad_response                no/yes     Google sent a page the connector cannot trust (names the field; not
+                                       retried), or a 200 whose body is not JSON (retried)
 database_unavailable        yes        the app database connection was lost or refused (restart,
                                        failover, network blip, too many connections): the run
                                        waits with backoff, then Dagster retries the step
 database_unwritable         no         the app database refuses writes (read-only, disk full)
-internal                    no         anything else (a bug): see the chained exception
+job_taken_over              no         another run took the job over: this run stopped writing
+account_busy                no         another live run holds the account's job (never stored on a job row)
 token_key_unavailable       no         the stored tokens cannot be decrypted: MONOLYTH_TOKEN_KEYS (operator)
+internal                    no         anything else (a bug): the message names the exception type only
 ==========================  =========  =================================================================
 
 Every message goes through ``redact`` so tokens and client secrets cannot reach logs, job rows
@@ -61,6 +65,9 @@ class ErrorCode(StrEnum):
     DATABASE_UNWRITABLE = "database_unwritable"
     INTERNAL = "internal"
     TOKEN_KEY_UNAVAILABLE = "token_key_unavailable"
+    BAD_CONFIG = "bad_config"
+    ACCOUNT_BUSY = "account_busy"
+    JOB_TAKEN_OVER = "job_taken_over"
 
 
 # --- redaction -------------------------------------------------------------------------------

@@ -8,9 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from monolyth_pipelines.settings_checks import (
+    DRIVE_ENV_NAMES,
+    GMAIL_ENV_NAMES,
+    ConfigError,
+    check_drive_limits,
+    check_endpoint_override,
+    check_gmail_limits,
+    check_number,
+    check_url,
+    field_names,
+    parse_bool,
+    parse_number,
+)
+
+__all__ = ["ConfigError"]
 
 GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
 GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
@@ -27,46 +44,50 @@ DEFAULT_SUPPORTED_MIME_TYPES: tuple[str, ...] = (DOCS_MIME, SHEETS_MIME, SLIDES_
 FLAG_GMAIL = "int_gmail"
 
 
-def _env(name: str, environ: dict[str, str] | None = None) -> str | None:
+def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     value = env.get(name)
     return value if value not in (None, "") else None
 
 
-def _int_env(name: str, default: int, environ: dict[str, str] | None = None) -> int:
+def _int_env(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
     raw = _env(name, environ)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    return default if raw is None else parse_number(name, raw, int)
 
 
-def _float_env(name: str, default: float, environ: dict[str, str] | None = None) -> float:
+def _float_env(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
     raw = _env(name, environ)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    return default if raw is None else parse_number(name, raw, float)
 
 
-def _list_env(name: str, default: tuple[str, ...], environ: dict[str, str] | None = None) -> tuple[str, ...]:
+def _list_env(
+    name: str, default: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
     raw = _env(name, environ)
     if raw is None:
         return default
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def data_dir(environ: dict[str, str] | None = None) -> Path:
+def _bool_env(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    raw = _env(name, environ)
+    return default if raw is None else parse_bool(name, raw)
+
+
+def _choice_env(name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None) -> str:
+    raw = (_env(name, environ) or default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The local data folder: embedded SQLite database and, locally, DAGSTER_HOME."""
     raw = _env("MONOLYTH_DATA_DIR", environ)
     return Path(raw).expanduser().resolve() if raw else (Path.cwd() / ".monolyth").resolve()
 
 
-def database_url(environ: dict[str, str] | None = None) -> str:
+def database_url(environ: Mapping[str, str] | None = None) -> str:
     """``MONOLYTH_DATABASE_URL``, else an embedded SQLite file in the data folder."""
     url = _env("MONOLYTH_DATABASE_URL", environ)
     if url:
@@ -76,17 +97,18 @@ def database_url(environ: dict[str, str] | None = None) -> str:
     return f"sqlite:///{folder / 'monolyth.db'}"
 
 
-def feature_flags(environ: dict[str, str] | None = None) -> frozenset[str]:
+def feature_flags(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     return frozenset(_list_env("MONOLYTH_FEATURE_FLAGS", (), environ))
 
 
-def gmail_enabled(environ: dict[str, str] | None = None) -> bool:
+def gmail_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return FLAG_GMAIL in feature_flags(environ)
 
 
 @dataclass(frozen=True)
 class GoogleEndpoints:
-    """Where every Google client of the project points.
+    """Where every Google client points, so where account tokens go: the deployment decides
+    (environment), never run config; ``allowlist`` is what a run may pick besides.
 
     ``api_base`` unset means Google itself. When it is set (the emulator), Drive, Gmail and both
     batch URIs derive from it, because the client library would otherwise send batches to Google's
@@ -98,15 +120,33 @@ class GoogleEndpoints:
     # None: derived from api_base (the emulator serves both), else Google's.
     auth_uri_override: str | None = None
     revoke_uri_override: str | None = None
+    allowlist: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> GoogleEndpoints:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GoogleEndpoints:
         base = _env("MONOLYTH_GOOGLE_API_ENDPOINT", environ)
+        token_uri = _env("MONOLYTH_GOOGLE_TOKEN_URI", environ) or GOOGLE_TOKEN_URI
+        allowlist = _list_env("MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST", (), environ)
+        for url in allowlist:
+            check_url("MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST", url)
         return cls(
-            api_base=base.rstrip("/") if base else None,
-            token_uri=_env("MONOLYTH_GOOGLE_TOKEN_URI", environ) or GOOGLE_TOKEN_URI,
+            api_base=check_url("MONOLYTH_GOOGLE_API_ENDPOINT", base).rstrip("/") if base else None,
+            token_uri=check_url("MONOLYTH_GOOGLE_TOKEN_URI", token_uri),
             auth_uri_override=_env("MONOLYTH_GOOGLE_AUTH_URI", environ),
             revoke_uri_override=_env("MONOLYTH_GOOGLE_REVOKE_URI", environ),
+            allowlist=tuple(u.rstrip("/") for u in allowlist),
+        )
+
+    def with_override(self, *, api_endpoint: str | None, token_uri: str | None) -> GoogleEndpoints:
+        """The endpoints a run asked for, refused unless the deployment listed them."""
+        api_base = (api_endpoint or "").rstrip("/") or None
+        for field_name, asked, deployed in (
+            ("api_endpoint", api_base, self.api_base),
+            ("token_uri", token_uri, self.token_uri),
+        ):
+            check_endpoint_override(f"resources.google.config.{field_name}", asked, deployed, self.allowlist)
+        return dataclasses.replace(
+            self, api_base=api_base or self.api_base, token_uri=token_uri or self.token_uri
         )
 
     @property
@@ -186,8 +226,8 @@ class RetrySettings:
     step_retry_wait_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> RetrySettings:
-        return cls(
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetrySettings:
+        made = cls(
             call_base_seconds=_float_env("MONOLYTH_RETRY_BASE_SECONDS", cls.call_base_seconds, environ),
             call_cap_seconds=_float_env("MONOLYTH_RETRY_CAP_SECONDS", cls.call_cap_seconds, environ),
             call_max_attempts=_int_env("MONOLYTH_RETRY_MAX_ATTEMPTS", cls.call_max_attempts, environ),
@@ -195,11 +235,33 @@ class RetrySettings:
                 "MONOLYTH_STEP_RETRY_WAIT_SECONDS", cls.step_retry_wait_seconds, environ
             ),
         )
+        check_number("MONOLYTH_RETRY_BASE_SECONDS", made.call_base_seconds, minimum=0)
+        check_number("MONOLYTH_RETRY_CAP_SECONDS", made.call_cap_seconds, minimum=made.call_base_seconds)
+        check_number("MONOLYTH_RETRY_MAX_ATTEMPTS", made.call_max_attempts, minimum=1, maximum=100)
+        check_number("MONOLYTH_STEP_RETRY_WAIT_SECONDS", made.step_retry_wait_seconds, minimum=0)
+        return made
 
 
-def stale_job_seconds(environ: dict[str, str] | None = None) -> float:
+def stale_job_seconds(environ: Mapping[str, str] | None = None) -> float:
     """After this long without a heartbeat, a running job whose run is gone is taken over."""
-    return _float_env("MONOLYTH_STALE_JOB_SECONDS", 600.0, environ)
+    value = _float_env("MONOLYTH_STALE_JOB_SECONDS", 600.0, environ)
+    check_number("MONOLYTH_STALE_JOB_SECONDS", value, minimum=0, exclusive_minimum=True)
+    return value
+
+
+def mass_tombstone_share(environ: Mapping[str, str] | None = None) -> float:
+    """The share of an account's live rows a settings change may tombstone without confirmation."""
+    value = _float_env("MONOLYTH_MASS_TOMBSTONE_SHARE", 0.5, environ)
+    check_number("MONOLYTH_MASS_TOMBSTONE_SHARE", value, minimum=0, maximum=1)
+    return value
+
+
+def check_run_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Every provider-independent setting a run reads, parsed and range-checked at once."""
+    GoogleEndpoints.from_env(environ)
+    RetrySettings.from_env(environ)
+    stale_job_seconds(environ)
+    mass_tombstone_share(environ)
 
 
 @dataclass(frozen=True)
@@ -212,6 +274,9 @@ class DriveLimits:
     include_shared_drives: bool = False
     import_to_vault: bool = False  # Option B
     page_size: int = 1000
+    # A settings change may tombstone at most this share of live rows unless the run allows more.
+    mass_tombstone_share: float = 0.5
+    allow_mass_tombstone: bool = False
 
     @property
     def max_file_size_bytes(self) -> int:
@@ -224,6 +289,8 @@ class DriveLimits:
         "supported_mime_types": list[str],
         "persistence": str,  # "metadata" (Option A) or "vault" (Option B)
         "include_shared_drives": bool,
+        # Confirms a settings change that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows.
+        "allow_mass_tombstone": bool,
     }
     # The settings whose change re-scopes the stored rows (a full re-list with tombstones).
     SCOPE_SETTINGS: ClassVar[tuple[str, ...]] = (
@@ -233,16 +300,25 @@ class DriveLimits:
         "persistence",
     )
 
-    def with_overrides(self, overrides: dict[str, Any]) -> DriveLimits:
+    def with_overrides(self, overrides: dict[str, Any], path: str = "run config") -> DriveLimits:
+        """These limits with a run's overrides, validated; a bad value raises ``ConfigError``
+        naming its run config path (``path`` + field)."""
         values = {k: v for k, v in overrides.items() if v is not None}
+        named = {k: f"{path}.{k}" for k in values}
         if "supported_mime_types" in values:
             values["supported_mime_types"] = tuple(values["supported_mime_types"])
         if "persistence" in values:
             persistence = values.pop("persistence")
             if persistence not in ("metadata", "vault"):
-                raise ValueError(f"persistence must be 'metadata' or 'vault', not {persistence!r}")
+                raise ConfigError(named["persistence"], f"must be metadata or vault, got {persistence!r}")
             values["import_to_vault"] = persistence == "vault"
-        return dataclasses.replace(self, **values)
+            named["import_to_vault"] = named.pop("persistence")
+        return dataclasses.replace(self, **values).validate(named)
+
+    def validate(self, overridden: Mapping[str, str] | None = None) -> DriveLimits:
+        """Range-check every field; ``overridden`` maps fields a run set to their config path."""
+        check_drive_limits(self, field_names(self, DRIVE_ENV_NAMES, overridden or {}))
+        return self
 
     def settings_meta(self) -> dict[str, Any]:
         return {
@@ -274,10 +350,11 @@ class DriveLimits:
             max_files_per_run=_int_env("MAX_FILES_PER_RUN", cls.max_files_per_run, environ),
             max_file_size_mb=_float_env("MAX_FILE_SIZE_MB", cls.max_file_size_mb, environ),
             supported_mime_types=_list_env("SUPPORTED_MIME_TYPES", DEFAULT_SUPPORTED_MIME_TYPES, environ),
-            include_shared_drives=(_env("DRIVE_INCLUDE_SHARED_DRIVES", environ) or "").lower()
-            in ("1", "true", "yes"),
-            import_to_vault=(_env("DRIVE_PERSISTENCE", environ) or "metadata").lower() == "vault",
-        )
+            include_shared_drives=_bool_env("DRIVE_INCLUDE_SHARED_DRIVES", False, environ),
+            import_to_vault=_choice_env("DRIVE_PERSISTENCE", "metadata", ("metadata", "vault"), environ)
+            == "vault",
+            mass_tombstone_share=mass_tombstone_share(environ),
+        ).validate()
 
 
 @dataclass(frozen=True)
@@ -315,11 +392,16 @@ class GmailLimits:
         "quota_units_per_second": float,
     }
 
-    def with_overrides(self, overrides: dict[str, Any]) -> GmailLimits:
+    def with_overrides(self, overrides: dict[str, Any], path: str = "run config") -> GmailLimits:
+        """These limits with a run's overrides, validated (``ConfigError`` names the field)."""
         values = {k: v for k, v in overrides.items() if v is not None}
         if "attachment_mime_types" in values:
             values["attachment_mime_types"] = tuple(values["attachment_mime_types"])
-        return dataclasses.replace(self, **values)
+        return dataclasses.replace(self, **values).validate({k: f"{path}.{k}" for k in values})
+
+    def validate(self, overridden: Mapping[str, str] | None = None) -> GmailLimits:
+        check_gmail_limits(self, field_names(self, GMAIL_ENV_NAMES, overridden or {}))
+        return self
 
     def settings_meta(self) -> dict[str, Any]:
         return {
@@ -340,12 +422,16 @@ class GmailLimits:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> GmailLimits:
         costs = cls().method_costs
+        if _env("GMAIL_QUOTA_COSTS", environ) is not None and not _list_env("GMAIL_QUOTA_COSTS", (), environ):
+            raise ConfigError("GMAIL_QUOTA_COSTS", "is empty; write method=units items or leave it unset")
         for item in _list_env("GMAIL_QUOTA_COSTS", (), environ):
-            method, _, units = item.partition("=")
+            method, sep, units = item.partition("=")
             try:
+                if not sep:
+                    raise ValueError
                 costs[method.strip()] = int(units)
             except ValueError:
-                raise ValueError(f"GMAIL_QUOTA_COSTS wants method=units items, got {item!r}") from None
+                raise ConfigError("GMAIL_QUOTA_COSTS", f"wants method=units items, got {item!r}") from None
         return cls(
             max_threads=_int_env("GMAIL_MAX_THREADS", cls.max_threads, environ),
             label=_env("GMAIL_LABEL", environ) or cls.label,
@@ -355,9 +441,8 @@ class GmailLimits:
             quota_units_per_second=_float_env("GMAIL_QUOTA_UNITS_PER_SECOND", 250.0, environ),
             method_costs=costs,
             batch_size=_int_env("GMAIL_BATCH_SIZE", cls.batch_size, environ),
-            attachment_metadata=(_env("GMAIL_ATTACHMENT_METADATA", environ) or "true").lower()
-            not in ("0", "false", "no"),
-        )
+            attachment_metadata=_bool_env("GMAIL_ATTACHMENT_METADATA", True, environ),
+        ).validate()
 
 
 def database_retry(environ: dict[str, str] | None = None) -> tuple[float, float, int]:

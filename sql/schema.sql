@@ -226,7 +226,7 @@ CREATE TABLE vault_documents (
     deleted_at TIMESTAMP WITH TIME ZONE,
     deleted_reason TEXT,
     CONSTRAINT pk_vault_documents PRIMARY KEY (id),
-    CONSTRAINT uq_vault_documents_owner_id_source_external_id UNIQUE (owner_id, source, external_id),
+    CONSTRAINT uq_vault_documents_account_id_source_external_id UNIQUE (account_id, source, external_id),
     CONSTRAINT fk_vault_documents_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE SET NULL
 );
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from monolyth_pipelines.store import events, jobs
-from monolyth_pipelines.store.errors import JobConflictError
+from monolyth_pipelines.sync.refusals import AccountBusy
 from monolyth_pipelines.sync.run import RunIdentity, SyncRun, reap_job
 from tests.store.helpers import new_account
 
@@ -37,8 +37,9 @@ def test_a_dead_holder_is_taken_over_and_a_live_one_is_not(engine: sa.Engine) ->
 
     alive = _run(engine, account, "run-2")
     alive.is_run_alive = lambda run_id: True
-    with pytest.raises(JobConflictError):
+    with pytest.raises(AccountBusy) as refused:
         alive.start()
+    assert str(held.id) in refused.value.message and "run run-1" in refused.value.message
 
     second = _run(engine, account, "run-3")
     second.is_run_alive = lambda run_id: False

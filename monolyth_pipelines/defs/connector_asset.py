@@ -18,11 +18,11 @@ from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.clients import GoogleClients
-from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.retry import Backoff
 from monolyth_pipelines.providers import Limits, ProviderSpec
 from monolyth_pipelines.store.schema import connector_files
-from monolyth_pipelines.sync.run import RunIdentity, SyncRun
+from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
+from monolyth_pipelines.sync.run import DEFAULT_STALE_AFTER, RunIdentity, SyncRun
 
 # Dagster-level retries for what survived the in-run backoff (Google down for minutes).
 # Permanent errors raise Failure(allow_retries=False) and never reach it.
@@ -59,8 +59,17 @@ def run_connector_asset(
     db: DatabaseResource,
     google: GoogleApiResource,
     limits: Limits,
+    config_error: settings.ConfigError | None = None,
 ) -> dg.MaterializeResult:
+    """``config_error``: the run's limits did not validate; the run opens its job, fails it as
+    ``bad_config`` and writes nothing else."""
     engine = db.engine
+    stale_after = DEFAULT_STALE_AFTER
+    try:
+        settings.check_run_settings()
+        stale_after = timedelta(seconds=settings.stale_job_seconds())
+    except settings.ConfigError as exc:
+        config_error = config_error or exc
     try:
         account_id = uuid.UUID(context.partition_key)
     except ValueError:
@@ -78,20 +87,25 @@ def run_connector_asset(
     )
 
     def is_run_alive(run_id: str) -> bool:
+        # A run this instance does not know may belong to another instance (the CLI's, another
+        # deployment's): only its heartbeat's age can tell it dead.
         run = context.instance.get_run_by_id(run_id)
-        return run is not None and run.status in LIVE_RUN_STATUSES
+        return run is None or run.status in LIVE_RUN_STATUSES
 
     run = SyncRun(
         engine,
         identity,
         limits=limits,
         is_run_alive=is_run_alive,
-        stale_after=timedelta(seconds=settings.stale_job_seconds()),
+        stale_after=stale_after,
         log=context.log.info,
     )
     clients: GoogleClients | None = None
     try:
         run.start()
+        if config_error is not None:
+            raise config_error
+        google.endpoints()  # refuses run config that would send the account's tokens elsewhere
         assert run.account is not None and run.account.token_json
         try:
             clients = google.clients_for(run.account.token_json)
@@ -100,11 +114,34 @@ def run_connector_asset(
         run.clients, run.policy = clients, call_retry_policy()
         spec.load_sync_class()(run).sync()
         meta = run.complete()
+    except AccountBusy as busy:
+        # Not a failed sync: no job was opened and nothing is written; one line says who holds it.
+        raise dg.Failure(
+            description=busy.message,
+            metadata={
+                "error_code": str(busy.code),
+                "job_id": str(busy.job_id),
+                "holder_run_id": busy.holder_run_id or "",
+                "last_seen": busy.last_seen,
+                "takeover_at": busy.takeover_at,
+            },
+            allow_retries=False,
+        ) from None
     except Exception as exc:
-        error = exc if isinstance(exc, SyncError) else classify_exception(exc)
+        error = exc if isinstance(exc, SyncError) else classify_run_error(exc)
         max_retries = ASSET_RETRY_POLICY.max_retries
         will_retry = error.retryable and context.retry_number < max_retries
-        run.fail(error, will_retry=will_retry)
+        try:
+            run.fail(error, will_retry=will_retry)
+        except Exception as record_exc:
+            # Recording failed too (database gone?): say so, but neither exception's text (which
+            # may quote rows, titles or SQL parameters) reaches Dagster's event log.
+            raise dg.Failure(
+                description=f"{error.code}: {error.message}; recording the failure also failed: "
+                f"{classify_run_error(record_exc).message}",
+                metadata={"error_code": str(error.code), "job_id": str(run.job.id) if run.job else ""},
+                allow_retries=False,
+            ) from None
         context.log.error(f"sync failed: {error.code}: {error.message} (will retry: {will_retry})")
         if will_retry:
             # Dagster's RetryPolicy re-runs the step; the job row stays running meanwhile.

@@ -16,6 +16,7 @@ from monolyth_pipelines.defs.connector_asset import (
 from monolyth_pipelines.defs.partitions import partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 from monolyth_pipelines.providers import ProviderSpec
+from monolyth_pipelines.settings import ConfigError
 
 
 @functools.cache
@@ -55,9 +56,13 @@ def build_asset(spec: ProviderSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         overrides = {field: getattr(config, field) for field in spec.limits.CONFIG_FIELDS}
         try:
-            limits = spec.limits.from_env().with_overrides(overrides)
-        except ValueError as exc:
-            raise dg.Failure(str(exc)) from None
-        return run_connector_asset(context, spec=spec, db=db, google=google, limits=limits)
+            limits = spec.limits.from_env().with_overrides(overrides, f"ops.{spec.asset_name}.config")
+            config_error = None
+        except ConfigError as exc:
+            # Reported once the job row exists (run_connector_asset), so the refusal is on record.
+            limits, config_error = spec.limits(), exc
+        return run_connector_asset(
+            context, spec=spec, db=db, google=google, limits=limits, config_error=config_error
+        )
 
     return connector_asset

@@ -40,18 +40,20 @@ class DatabaseResource(dg.ConfigurableResource):
 class GoogleApiResource(dg.ConfigurableResource):
     """Builds an account's Google clients from its token_json.
 
-    Unset fields fall back to ``MONOLYTH_GOOGLE_API_ENDPOINT`` / ``MONOLYTH_GOOGLE_TOKEN_URI``,
-    and unset variables to Google itself.
+    The endpoints come from the deployment: ``MONOLYTH_GOOGLE_API_ENDPOINT`` /
+    ``MONOLYTH_GOOGLE_TOKEN_URI`` (unset: Google itself). The two fields stay for compatibility,
+    but a run that sets them to anything the deployment did not list in
+    ``MONOLYTH_GOOGLE_ENDPOINT_ALLOWLIST`` is refused (``bad_config``): run config is editable by
+    anyone with the Dagster UI, and the token URI receives every account's refresh token.
     """
 
     api_endpoint: str | None = None
     token_uri: str | None = None
 
     def endpoints(self) -> settings.GoogleEndpoints:
-        from_env = settings.GoogleEndpoints.from_env()
-        return settings.GoogleEndpoints(
-            api_base=(self.api_endpoint or "").rstrip("/") or from_env.api_base,
-            token_uri=self.token_uri or from_env.token_uri,
+        """Raises ``settings.ConfigError`` for an endpoint the deployment did not allow."""
+        return settings.GoogleEndpoints.from_env().with_override(
+            api_endpoint=self.api_endpoint, token_uri=self.token_uri
         )
 
     def clients_for(self, token_json: dict[str, Any]) -> GoogleClients:

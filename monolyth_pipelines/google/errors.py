@@ -205,10 +205,22 @@ def classify_exception(exc: BaseException) -> SyncError:
             retryable=True,
         )
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
-        text = f"Google answered with a body that is not JSON: {type(exc).__name__}: {exc}"
+        text = f"Google answered with a body that is not JSON: {type(exc).__name__}"
         return SyncError(ErrorCode.BAD_RESPONSE, text, retryable=True)
     # Imported here: the store's classifier builds on SyncError and is not Google's.
     from monolyth_pipelines.store.outage import database_error
 
-    unexpected = f"Unexpected error: {type(exc).__name__}: {exc}"
+    # The exception's text may quote a file title, a subject, content or SQL parameters: only its
+    # type and where it was raised leave this process (last_error, events, Dagster's log).
+    unexpected = f"Unexpected error: {type(exc).__name__}{_origin(exc)}"
     return database_error(exc) or SyncError(ErrorCode.INTERNAL, unexpected)
+
+
+def _origin(exc: BaseException) -> str:
+    """`` at module.py:123`` for the innermost frame of the traceback, or nothing."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"

@@ -31,3 +31,10 @@ def page_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         yield conn
+
+
+def durable_commit(conn: sa.Connection) -> None:
+    """This transaction's COMMIT waits for the WAL flush again (after ``page_transaction``
+    turned it off): for writes a server crash must not lose, such as a rotated refresh token."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")

@@ -23,6 +23,9 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str | None = None, **kwargs: Any) -> sa.Engine:
     """An engine for ``url``, else ``MONOLYTH_DATABASE_URL``, else the embedded SQLite file."""
     url = normalise_url(url or settings.database_url())
+    # A failed statement's message then names no bound value: titles, subjects, content and
+    # tokens are parameters, and error text ends up in logs and Dagster's event log.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         sa.event.listen(engine, "connect", _configure_sqlite)

@@ -15,3 +15,17 @@ class InvalidRecordError(ValueError):
 
 class JobConflictError(RuntimeError):
     """Another pending or running job already holds this account and kind."""
+
+
+class JobBusyError(JobConflictError):
+    """The account's job is running under another run; says which, and since when it is quiet."""
+
+    def __init__(self, job_id: object, run_id: str | None, last_seen: object) -> None:
+        super().__init__(f"job {job_id} is already running in run {run_id}")
+        self.job_id = job_id
+        self.run_id = run_id
+        self.last_seen = last_seen
+
+
+class JobLostError(RuntimeError):
+    """This run no longer holds its job (taken over or closed): it must stop writing."""

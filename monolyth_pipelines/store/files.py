@@ -29,6 +29,7 @@ from monolyth_pipelines.store.file_queries import (  # noqa: F401  (their home b
     unseen_live_ids,
 )
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen
+from monolyth_pipelines.store.scope import out_of_scope_rules
 from monolyth_pipelines.store.timeutil import utcnow
 
 
@@ -367,12 +368,10 @@ def tombstone_out_of_scope(
     """Tombstone live rows that the current limits exclude, each with its reason."""
     at = at or utcnow()
     live = [connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None)]
-    rules: list[tuple[TombstoneReason, sa.ColumnElement[bool]]] = [
-        (TombstoneReason.UNSUPPORTED_TYPE, connector_files.c.mime.not_in(list(supported_mimes))),
-        (TombstoneReason.TOO_LARGE, connector_files.c.size > max_size),
-    ]
-    if drop_shared_drives:
-        rules.append((TombstoneReason.OUT_OF_SCOPE, meta_scope("driveId", None) == sa.false()))
+    # The same rules the mass-tombstone guard counts with (store/scope.py).
+    rules = out_of_scope_rules(
+        supported_mimes=supported_mimes, max_size=max_size, drop_shared_drives=drop_shared_drives
+    )
     marked: Counter[str] = Counter()
     for reason, condition in rules:
         marked[reason.value] += file_events.tombstone_where(

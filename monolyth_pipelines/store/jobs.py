@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.store.errors import InvalidRecordError, JobConflictError
+from monolyth_pipelines.store.errors import InvalidRecordError, JobBusyError, JobConflictError, JobLostError
 from monolyth_pipelines.store.schema import JobKind, JobStatus, connector_jobs
 from monolyth_pipelines.store.timeutil import utcnow
 
@@ -124,6 +124,19 @@ def open_job(conn: sa.Connection, account_id: uuid.UUID, kind: str) -> Job | Non
 _UNREAD = object()
 
 
+def lock_account(conn: sa.Connection, account_id: uuid.UUID) -> None:
+    """Serialise job claims of one account until this transaction ends.
+
+    Postgres: a transaction-scoped advisory lock keyed on the account. SQLite: the engine opens
+    every transaction with ``BEGIN IMMEDIATE`` (store/engine.py), which already holds the
+    database's write lock from the first statement, so there is nothing more to take.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": str(account_id)}
+        )
+
+
 def start_job(
     conn: sa.Connection,
     *,
@@ -139,26 +152,40 @@ def start_job(
 
     With ``job_id`` (handed over by the Sync-now sensor) that row is claimed; otherwise, or when
     that row is already closed, the open pending row for the account is claimed, or a new one
-    created. A closed row is never reopened. A row held ``running`` by another run is a
-    conflict: one run per account and kind at a time.
+    created. A closed row is never reopened. The claim is a compare-and-set (the row must still
+    be ``pending``, or already this run's, for this account and kind), so two runs racing for
+    one job end with exactly one holder; the loser gets ``JobBusyError``. It takes
+    ``lock_account`` first, so the read-then-create of a new row cannot race either.
 
     ``current``: the row ``job_id`` names (else the open row), when the caller has just read it.
     """
     now = utcnow()
+    lock_account(conn, account_id)
     if current is _UNREAD:
         job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
     else:
         job = current if isinstance(current, Job) else None
-    if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+    if job is not None and (
+        job.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+        or (job.account_id, job.kind) != (account_id, kind)
+    ):
         # A closed job keeps its one outcome. A run handed a closed job (a re-execution from the
         # UI copies the old run's tags) gets a job of its own instead of failing or reopening it.
         job = open_job(conn, account_id, kind)
-    if job is not None and job.status == JobStatus.RUNNING and job.run_id not in (None, run_id):
-        raise JobConflictError(f"job {job.id} is already running in run {job.run_id}")
-    job_id = create_job(conn, account_id, kind, status=JobStatus.RUNNING) if job is None else job.id
+    job_id = create_job(conn, account_id, kind) if job is None else job.id
     row = conn.execute(
         connector_jobs.update()
-        .where(connector_jobs.c.id == job_id)
+        .where(
+            connector_jobs.c.id == job_id,
+            connector_jobs.c.account_id == account_id,
+            connector_jobs.c.kind == kind,
+            sa.or_(
+                connector_jobs.c.status == JobStatus.PENDING.value,
+                sa.and_(
+                    connector_jobs.c.status == JobStatus.RUNNING.value, connector_jobs.c.run_id == run_id
+                ),
+            ),
+        )
         .values(
             status=JobStatus.RUNNING.value,
             run_id=run_id,
@@ -170,16 +197,51 @@ def start_job(
             updated_at=now,
         )
         .returning(*connector_jobs.c)
-    ).one()
+    ).one_or_none()
+    if row is None:
+        holder = get_job(conn, job_id)
+        assert holder is not None
+        raise JobBusyError(holder.id, holder.run_id, holder.updated_at)
     return Job(**row._mapping)
 
 
-def update_meta(conn: sa.Connection, job_id: uuid.UUID, meta: dict[str, Any]) -> None:
-    conn.execute(
-        connector_jobs.update()
-        .where(connector_jobs.c.id == job_id)
-        .values(meta_json=meta, updated_at=utcnow())
+def still_held(conn: sa.Connection, job_id: uuid.UUID, run_id: str) -> bool:
+    """True when the job is still ``running`` under ``run_id``; also refreshes its heartbeat.
+
+    An UPDATE, not a SELECT: on Postgres it locks the row until the caller's transaction ends,
+    so a take-over waits for a page commit in flight and the next page sees it.
+    """
+    return (
+        conn.execute(
+            connector_jobs.update()
+            .where(
+                connector_jobs.c.id == job_id,
+                connector_jobs.c.status == JobStatus.RUNNING.value,
+                connector_jobs.c.run_id == run_id,
+            )
+            .values(updated_at=utcnow())
+        ).rowcount
+        == 1
     )
+
+
+def assert_held(conn: sa.Connection, job_id: uuid.UUID, run_id: str) -> None:
+    """The fence of every write a run makes: raise ``JobLostError`` (the caller's transaction
+    then rolls back, writing nothing) unless the job is still this run's."""
+    if not still_held(conn, job_id, run_id):
+        raise JobLostError(f"job {job_id} is no longer running under run {run_id}; this run stops writing")
+
+
+def update_meta(
+    conn: sa.Connection, job_id: uuid.UUID, meta: dict[str, Any], *, run_id: str | None = None
+) -> bool:
+    """Store progress; with ``run_id``, only while the job is still running under that run."""
+    query = connector_jobs.update().where(connector_jobs.c.id == job_id)
+    if run_id is not None:
+        query = query.where(
+            connector_jobs.c.status == JobStatus.RUNNING.value, connector_jobs.c.run_id == run_id
+        )
+    return conn.execute(query.values(meta_json=meta, updated_at=utcnow())).rowcount == 1
 
 
 def finish_job(
@@ -189,8 +251,10 @@ def finish_job(
     *,
     meta: dict[str, Any] | None = None,
     last_error: str | None = None,
+    run_id: str | None = None,
 ) -> bool:
-    """Close a job; returns False if it was already closed (the first outcome recorded wins)."""
+    """Close a job; returns False if it was already closed (the first outcome recorded wins), or,
+    with ``run_id``, if another run holds it now."""
     if status not in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise InvalidRecordError("status", f"a job finishes as completed or failed, not {status!r}")
     now = utcnow()
@@ -202,11 +266,12 @@ def finish_job(
     }
     if meta is not None:
         values["meta_json"] = meta
-    result = conn.execute(
-        connector_jobs.update()
-        .where(connector_jobs.c.id == job_id, connector_jobs.c.status.in_(OPEN_STATUSES))
-        .values(**values)
+    query = connector_jobs.update().where(
+        connector_jobs.c.id == job_id, connector_jobs.c.status.in_(OPEN_STATUSES)
     )
+    if run_id is not None:
+        query = query.where(connector_jobs.c.run_id == run_id)
+    result = conn.execute(query.values(**values))
     return result.rowcount == 1
 
 

@@ -236,7 +236,9 @@ vault_documents = sa.Table(
     # access lost, ...) is marked with the same reason, and unmarked when the item comes back.
     sa.Column("deleted_at", TIMESTAMPTZ),
     sa.Column("deleted_reason", sa.Text),
-    sa.UniqueConstraint("owner_id", "source", "external_id"),
+    # One document per account: two accounts of one owner sharing a file each keep theirs, so
+    # one losing the file marks only its own document deleted (migration 0005).
+    sa.UniqueConstraint("account_id", "source", "external_id"),
     sa.Index(None, "account_id"),
 )
 

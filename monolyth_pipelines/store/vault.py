@@ -30,6 +30,8 @@ def upsert_document(conn: sa.Connection, doc: VaultDocument) -> bool:
     """Store or refresh one document; returns True when content or title changed."""
     if not doc.external_id:
         raise InvalidRecordError("external_id", "is required")
+    if doc.account_id is None:
+        raise InvalidRecordError("account_id", "is required: a document belongs to one account")
     digest = hashlib.sha256(doc.content).hexdigest()
     now = utcnow()
     stmt = dialect.insert(conn, vault_documents).values(
@@ -48,7 +50,7 @@ def upsert_document(conn: sa.Connection, doc: VaultDocument) -> bool:
         updated_at=now,
     )
     stmt = stmt.on_conflict_do_update(
-        index_elements=["owner_id", "source", "external_id"],
+        index_elements=["account_id", "source", "external_id"],
         set_={n: stmt.excluded[n] for n in ("title", "mime", "size", "sha256", "content", "updated_at")},
         where=sa.or_(
             vault_documents.c.sha256 != stmt.excluded.sha256, vault_documents.c.title != stmt.excluded.title
@@ -58,17 +60,24 @@ def upsert_document(conn: sa.Connection, doc: VaultDocument) -> bool:
 
 
 def existing_external_ids(
-    conn: sa.Connection, owner_id: uuid.UUID, source: str, external_ids: list[str]
+    conn: sa.Connection,
+    owner_id: uuid.UUID,
+    source: str,
+    external_ids: list[str],
+    *,
+    account_id: uuid.UUID | None = None,
 ) -> set[str]:
+    """Which of ``external_ids`` have a document (of ``account_id`` when given)."""
     if not external_ids:
         return set()
-    rows = conn.execute(
-        sa.select(vault_documents.c.external_id).where(
-            vault_documents.c.owner_id == owner_id,
-            vault_documents.c.source == source,
-            vault_documents.c.external_id.in_(external_ids),
-        )
+    query = sa.select(vault_documents.c.external_id).where(
+        vault_documents.c.owner_id == owner_id,
+        vault_documents.c.source == source,
+        vault_documents.c.external_id.in_(external_ids),
     )
+    if account_id is not None:
+        query = query.where(vault_documents.c.account_id == account_id)
+    rows = conn.execute(query)
     return {row.external_id for row in rows}
 
 

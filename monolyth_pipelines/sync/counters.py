@@ -30,6 +30,7 @@ class SyncCounters:
     mode: str = ""  # "full", "incremental", "full_after_invalid_cursor", "full_after_settings_change"
     limit_reached: bool = False
     warnings: list[str] = field(default_factory=list)
+    incomplete_search: int = 0  # listing pages Drive answered with incompleteSearch: true
 
     @classmethod
     def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:

@@ -19,6 +19,14 @@ from monolyth_pipelines.settings import DriveLimits
 from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.drive_content import EXPORT_AS, DriveContentImport  # noqa: F401
 from monolyth_pipelines.sync.drive_reconcile import UNSEEN_LOOKUPS, DriveReconcile  # noqa: F401
+from monolyth_pipelines.sync.guards import refuse_mass_tombstone
+from monolyth_pipelines.sync.page_checks import (
+    bad_response,
+    change_items,
+    page_list,
+    required_token,
+    with_ids,
+)
 from monolyth_pipelines.sync.pages import CursorAt, PageWrite, Sweep, begin_sweep, empty_sweep_warning
 from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync, SyncRun
 
@@ -33,6 +41,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
         assert isinstance(run.limits, DriveLimits)
         self.limits: DriveLimits = run.limits
         self.rescope = False
+        self.incomplete: set[str] = set()  # corpora Drive answered with incompleteSearch: true
         self.drive = self.clients.drive()
         # Per run, not per attempt: a step retry carries on with what the earlier attempt used.
         self.budget = self.limits.max_files_per_run - self.counters.seen
@@ -73,7 +82,8 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
             f"settings changed since the last sync ({', '.join(changed)}): full re-list"
         )
         self.counters.mode = "full_after_settings_change"
-        with self.engine.begin() as conn:
+        with self.run.fenced() as conn:
+            refuse_mass_tombstone(conn, self.account_id, self.limits, changed)
             gone = files.tombstone_out_of_scope(
                 conn,
                 self.account_id,
@@ -94,7 +104,8 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                     pageSize=100, pageToken=page_token, fields="nextPageToken,drives(id)"
                 )
             )
-            ids += [d["id"] for d in resp.get("drives", [])]
+            drives = page_list(resp, "drives", "drives.list", required=False)
+            ids += [str(d["id"]) for d in with_ids(drives, "id", self.counters.skip, "drives.list")]
             page_token = resp.get("nextPageToken")
             if not page_token:
                 return ids
@@ -103,7 +114,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
         if self.rescope:
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 sync_state.drop_cursor(conn, self.account_id, corpus)
             reconciled = yield from self._full_sweep(corpus, drive_id, force_reconcile=True, restart=True)
         elif state is not None and state.cursor and not state.sweep_in_progress:
@@ -112,7 +123,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                 return
             # Google rejected the stored token: sweep everything and reconcile what vanished.
             self.counters.mode = "full_after_invalid_cursor"
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 sync_state.drop_cursor(conn, self.account_id, corpus)
             reconciled = yield from self._full_sweep(corpus, drive_id, force_reconcile=True)
         else:
@@ -145,6 +156,13 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
             finished = not next_token
         if not finished:
             return False  # the budget ran out: the sweep goes on from its saved page next run
+        if sweep.reconcile and corpus in self.incomplete:
+            # Google searched only part of the corpus: what it did not list is not "gone".
+            sweep.reconcile = False
+            self.counters.warnings.append(
+                f"Drive reported an incomplete search of {corpus}: files it did not list are kept, "
+                "not tombstoned, until a complete listing"
+            )
         if sweep.reconcile:
             self._count_changed_as_seen(drive_id, sweep)
             yield from self._explain_unseen(sweep)
@@ -184,8 +202,12 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
             )
         # The start token comes first: whatever changes while we list is replayed next run.
         token_args = {"driveId": drive_id, "supportsAllDrives": True} if drive_id else {}
-        start = self._execute(self.drive.changes().getStartPageToken(**token_args))["startPageToken"]
-        with self.engine.begin() as conn:
+        start = required_token(
+            self._execute(self.drive.changes().getStartPageToken(**token_args)),
+            "startPageToken",
+            "changes.getStartPageToken",
+        )
+        with self.run.fenced() as conn:
             return begin_sweep(
                 conn,
                 self.account_id,
@@ -242,10 +264,14 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                         self._restart_listing(sweep, error)
                         page_token = None
                         continue
-                listed = resp.get("files") or []
-                self.budget -= len(listed)
-                self.counters.seen += len(listed)
-                next_token = resp.get("nextPageToken")
+                raw = page_list(resp, "files", "files.list")
+                self.budget -= len(raw)
+                self.counters.seen += len(raw)
+                listed = with_ids(raw, "id", self.counters.skip, f"files.list page {self.counters.pages + 1}")
+                if resp.get("incompleteSearch") is True:
+                    self.counters.incomplete_search += 1
+                    self.incomplete.add(sweep.corpus)
+                next_token = resp.get("nextPageToken") or None
                 if prefetch is not None and next_token and self.budget > 0:
                     pending = prefetch.submit(list_page, next_token, self._page_size())
                 yield listed, next_token
@@ -264,7 +290,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
         )
         assert sweep.start_cursor
         reconcile = sweep.reconcile or sweep.live_before > 0
-        with self.engine.begin() as conn:
+        with self.run.fenced() as conn:
             fresh = begin_sweep(
                 conn,
                 self.account_id,
@@ -308,11 +334,14 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                     )
                     return False
                 raise
-            changes = resp.get("changes") or []
-            self.budget -= len(changes)
-            self.counters.seen += len(changes)
-            next_token = resp.get("nextPageToken")
-            new_start = resp.get("newStartPageToken")
+            raw = page_list(resp, "changes", "changes.list")
+            self.budget -= len(raw)
+            self.counters.seen += len(raw)
+            changes = change_items(raw, self.counters.skip, f"changes.list of {corpus}")
+            next_token = resp.get("nextPageToken") or None
+            new_start = resp.get("newStartPageToken") or None
+            if next_token is None and new_start is None:
+                raise bad_response("changes.list", "the page has neither nextPageToken nor newStartPageToken")
             yield self._changes_page(changes, corpus, str(next_token or new_start))
             if new_start or not next_token:
                 self._warn_if_most_left(corpus)

@@ -36,7 +36,7 @@ class DriveContentImport:
         with self.engine.connect() as conn:
             planned = files.upsert_files(conn, self.account_id, PROVIDER, records, dry_run=True)
             have = vault.existing_external_ids(
-                conn, self.owner_id, PROVIDER, [r.external_id for r in records]
+                conn, self.owner_id, PROVIDER, [r.external_id for r in records], account_id=self.account_id
             )
         wanted = set(planned.written_ids) | {r.external_id for r in records if r.external_id not in have}
         for record in records:
@@ -45,7 +45,7 @@ class DriveContentImport:
             content = self._fetch_content(record)
             if content is None:
                 continue
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 vault.upsert_document(
                     conn,
                     vault.VaultDocument(

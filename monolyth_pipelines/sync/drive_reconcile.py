@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from monolyth_pipelines.domain import drive as drive_domain
-from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.domain.drive import ChangeAction, PriorState
 from monolyth_pipelines.domain.records import FileRecord, Tombstone
 from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.store import files
+from monolyth_pipelines.sync.page_checks import page_list
 from monolyth_pipelines.sync.pages import PageWrite, Sweep
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ class DriveReconcile:
                     **drive_domain.corpus_args(drive_id, for_changes=True),
                 )
             )
-            changed = [payloads.item_key(c, "fileId") for c in resp.get("changes") or []]
-            changed = [file_id for file_id in changed if file_id != payloads.NO_ID]
-            with self.engine.begin() as conn:
+            changes = page_list(resp, "changes", "changes.list")
+            changed = [str(c["fileId"]) for c in changes if isinstance(c, dict) and c.get("fileId")]
+            with self.run.fenced() as conn:
                 files.record_sweep_seen(conn, self.account_id, sweep.sweep_id, changed)
             token = resp.get("nextPageToken")

@@ -40,6 +40,7 @@ from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
 from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.gmail_attachments import GmailAttachments
+from monolyth_pipelines.sync.page_checks import page_list, required_token, with_ids
 from monolyth_pipelines.sync.pages import CursorAt, PageWrite, begin_sweep, empty_sweep_warning
 from monolyth_pipelines.sync.run import PagedSync, SyncRun
 
@@ -167,7 +168,7 @@ class GmailSync(GmailAttachments, PagedSync):
             if (yield from self._incremental(state.cursor)):
                 return
             self.counters.mode = "full_after_invalid_cursor"
-        with self.engine.begin() as conn:
+        with self.run.fenced() as conn:
             sync_state.drop_cursor(conn, self.account_id, CORPUS)
         yield from self._full_pull(force_reconcile=True)
 
@@ -184,8 +185,8 @@ class GmailSync(GmailAttachments, PagedSync):
             # another label, and only a complete listing can tell which still belong.
             history_id = state.sweep_cursor
         else:
-            history_id = str(self._profile()["historyId"])
-        with self.engine.begin() as conn:
+            history_id = required_token(self._profile(), "historyId", "getProfile")
+        with self.run.fenced() as conn:
             sweep = begin_sweep(
                 conn,
                 self.account_id,
@@ -221,10 +222,9 @@ class GmailSync(GmailAttachments, PagedSync):
                 ),
                 "threads.list",
             )
-            listed = [payloads.item_key(t) for t in resp.get("threads") or []]
-            for _ in range(listed.count(payloads.NO_ID)):
-                self.counters.skip(payloads.MALFORMED_ITEM, payloads.NO_ID)
-            ids = [thread_id for thread_id in listed if thread_id != payloads.NO_ID][:remaining]
+            threads = page_list(resp, "threads", "threads.list", required=False)
+            kept = with_ids(threads, "id", self.counters.skip, "threads.list")
+            ids = [str(t["id"]) for t in kept][:remaining]
             remaining -= len(ids)
             yield from ids
             page_token = resp.get("nextPageToken")
@@ -272,13 +272,13 @@ class GmailSync(GmailAttachments, PagedSync):
                     self.counters.warnings.append(f"stored history id {cursor} is no longer kept by Gmail")
                     return False
                 raise
-            records = resp.get("history") or []
+            records = page_list(resp, "history", "history.list", required=False)
             next_token = resp.get("nextPageToken")
             # Gmail's advice: after the last page store the returned historyId; until then, the
             # last record applied is where a crashed run resumes.
             if not next_token:
-                position = str(resp["historyId"])
-            elif records:
+                position = required_token(resp, "historyId", "history.list")
+            elif records and isinstance(records[-1], dict) and records[-1].get("id"):
                 position = str(records[-1]["id"])
             yield from self._apply_history(records, position)
             if not next_token:
@@ -291,7 +291,7 @@ class GmailSync(GmailAttachments, PagedSync):
         maybe: set[str] = set()  # threads that matter only if we store them already
         # No records, no label lookup: a run with nothing new costs one history.list call.
         label_id = self._label() if records else ""
-        for record in records:
+        for record in (r for r in records if isinstance(r, dict)):
             for kind in _HISTORY_KINDS:
                 entries = record.get(kind) if isinstance(record, Mapping) else None
                 for item in entries if isinstance(entries, list) else []:

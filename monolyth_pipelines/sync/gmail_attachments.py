@@ -51,7 +51,9 @@ class GmailAttachments:
         if not wanted:
             return
         with self.engine.connect() as conn:
-            have = vault.existing_external_ids(conn, self.owner_id, PROVIDER, list(wanted))
+            have = vault.existing_external_ids(
+                conn, self.owner_id, PROVIDER, list(wanted), account_id=self.account_id
+            )
         calls: list[BatchCall] = []
         attachments_api = self.users.messages().attachments()
         for vault_id, (message_id, attachment) in wanted.items():
@@ -96,7 +98,7 @@ class GmailAttachments:
                         parent_external_id=message_id,
                     )
                 )
-            with self.engine.begin() as conn:
+            with self.run.fenced() as conn:
                 for document in documents:
                     vault.upsert_document(conn, document)
             self.counters.vault_imported += len(documents)

@@ -8,8 +8,8 @@ records goes through here, and ``SyncRun.commit_page`` is the one place a page i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,8 @@ from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries, expect_json_object
 from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
-from monolyth_pipelines.store.dialect import page_transaction
+from monolyth_pipelines.store.dialect import durable_commit, page_transaction
+from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.outage import database_backoff, database_error, retried_transaction
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
@@ -39,6 +40,7 @@ from monolyth_pipelines.sync.pages import (
     SweepPage,
     finish_sweep,
 )
+from monolyth_pipelines.sync.refusals import AccountBusy
 
 if TYPE_CHECKING:
     from monolyth_pipelines.google.clients import GoogleClients
@@ -162,6 +164,8 @@ class SyncRun:
     def start(self) -> jobs.Job:
         ident = self.identity
         with self.engine.begin() as conn:
+            # The reap, the read of the open job and the claim below see one state of the account.
+            jobs.lock_account(conn, ident.account_id)
             found = accounts.get_account(conn, ident.account_id)
             if found is None:
                 raise AccountNotSyncable(ErrorCode.NOT_FOUND, f"account {ident.account_id} does not exist")
@@ -193,16 +197,20 @@ class SyncRun:
                 self.counters = SyncCounters.resumed(before.meta_json if before else None)
             previous = jobs.last_completed_job(conn, ident.account_id, ident.kind)
             self.previous_settings = ((previous.meta_json or {}).get("settings") or {}) if previous else {}
-            self.job = jobs.start_job(
-                conn,
-                account_id=ident.account_id,
-                kind=ident.kind,
-                run_id=ident.run_id,
-                attempt=ident.attempt,
-                job_id=ident.job_id,
-                meta=self.meta(),
-                current=before,
-            )
+            try:
+                self.job = jobs.start_job(
+                    conn,
+                    account_id=ident.account_id,
+                    kind=ident.kind,
+                    run_id=ident.run_id,
+                    attempt=ident.attempt,
+                    job_id=ident.job_id,
+                    meta=self.meta(),
+                    current=before,
+                )
+            except JobBusyError as busy:
+                # Rolls the transaction back: a refused run writes nothing, not even an event.
+                raise AccountBusy(busy, self.stale_after) from None
             # A step retry re-enters with the row already running for this run: one started event per job.
             if not ours:
                 events.log_event(
@@ -235,8 +243,17 @@ class SyncRun:
         return True
 
     def heartbeat(self, conn: sa.Connection) -> None:
-        """Called inside each page's transaction: progress stays visible and proves the run alive."""
-        jobs.update_meta(conn, self.job_id, self.meta())
+        """Inside each page's transaction: progress stays visible and proves the run alive; raises
+        ``JobLostError`` (the page rolls back) when another run took the job over."""
+        if not jobs.update_meta(conn, self.job_id, self.meta(), run_id=self.identity.run_id):
+            raise JobLostError(f"job {self.job_id} is no longer held by run {self.identity.run_id}")
+
+    @contextmanager
+    def fenced(self) -> Iterator[sa.Connection]:
+        """A write outside the page commits that commits only while this run holds its job."""
+        with self.engine.begin() as conn:
+            jobs.assert_held(conn, self.job_id, self.identity.run_id)
+            yield conn
 
     # --- pages ------------------------------------------------------------------------------------
     def commit_pages(self, pages: Iterable[PageWrite]) -> None:
@@ -258,6 +275,8 @@ class SyncRun:
         account_id, c = self.account.id, self.counters
 
         def write(conn: sa.Connection) -> None:
+            # Fenced: if another run took the job over, this page rolls back and the run stops.
+            jobs.assert_held(conn, self.job_id, self.identity.run_id)
             if page.records:
                 counts = files.upsert_files(
                     conn, account_id, self.identity.provider, page.records, job_id=self.job_id
@@ -300,6 +319,9 @@ class SyncRun:
         refreshed = token_json_after_refresh(token_json, self.clients.credentials)
         if refreshed is None:
             return
+        # Google may have revoked the old refresh token already: losing this commit in a server
+        # crash would disconnect the account, so it is not one of the cheap asynchronous ones.
+        durable_commit(conn)
         if not accounts.save_token_json(
             conn, self.account.id, refreshed, expected_refresh_token=token_json.get("refresh_token")
         ):
@@ -313,8 +335,9 @@ class SyncRun:
 
         def write(conn: sa.Connection) -> None:
             meta.update(self.meta())  # per try: the row shows the database retries it needed
-            vault.follow_source_rows(conn, ident.account_id, ident.provider)
-            if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta):
+            if jobs.still_held(conn, self.job_id, ident.run_id):
+                vault.follow_source_rows(conn, ident.account_id, ident.provider)
+            if not jobs.finish_job(conn, self.job_id, JobStatus.COMPLETED, meta=meta, run_id=ident.run_id):
                 # The reaper or a failure sensor closed the row meanwhile (this run looked dead),
                 # or a commit whose answer was lost did: the first recorded outcome stands.
                 self.log(f"job {self.job_id} was already closed; not recording completion over it")
@@ -343,15 +366,17 @@ class SyncRun:
 
         def write(conn: sa.Connection) -> None:
             if will_retry:
-                jobs.update_meta(conn, self.job_id, self.meta(last_attempt_error=message))
+                jobs.update_meta(
+                    conn, self.job_id, self.meta(last_attempt_error=message), run_id=ident.run_id
+                )
                 return
             closed_now = jobs.finish_job(
-                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message
+                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message, run_id=ident.run_id
             )
+            if not closed_now:
+                return  # closed already, or another run holds the job now: this run writes nothing more
             if reauth.needs_reauth(error):
                 reauth.mark_needs_reauth(conn, ident.account_id, reauth.reauth_message(error))
-            if not closed_now:
-                return
             events.log_event(
                 conn,
                 Event.SYNC_FAILED,

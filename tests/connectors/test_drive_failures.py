@@ -99,7 +99,7 @@ def test_a_revoked_grant_marks_the_account_and_leaks_no_secret(
 
 
 def test_a_killed_sync_is_finished_by_the_next_run_without_duplicates_or_loss(
-    drive: DriveHarness, tmp_path: Path
+    drive: DriveHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Slow pages so the process is surely killed between two page commits.
     drive.emulator.faults.latency(0.5, endpoint="drive.files.list")
@@ -144,6 +144,10 @@ def test_a_killed_sync_is_finished_by_the_next_run_without_duplicates_or_loss(
     assert killed.status == "running"
     partial = len(drive.rows())
 
+    # The killed run lived in another Dagster instance (the CLI's), so only its silence can tell
+    # it dead: the next run takes the job over once the heartbeat is older than the stale timeout.
+    monkeypatch.setenv("MONOLYTH_STALE_JOB_SECONDS", "1")
+    time.sleep(1.5)
     drive.emulator.faults.clear()
     result, job = drive.sync()
     assert result.success and job.status == "completed" and job.id != killed.id
