@@ -26,7 +26,7 @@ from monolyth_pipelines.defs.partitions import PARTITIONS_BY_PROVIDER, TAG_JOB_I
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store import automation_queries as q
 from monolyth_pipelines.store.schema import JobKind, Provider
-from monolyth_pipelines.sync import reaper
+from monolyth_pipelines.sync import probe, reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
 # row's meta_json.requested_by, so the UI can filter runs by cause.
@@ -296,17 +296,27 @@ def evaluate_schedule(
     interval = automation.cadence.interval
     # Slack so a job queued a little after the previous tick still counts as that tick's.
     grace = min(timedelta(minutes=5), interval / 10)
+    # The change probe (sync/probe.py) leaves out accounts Google says are unchanged.
+    due_before = now - interval + grace
+    plan = probe.plan_scheduled_syncs(
+        db.engine, provider=automation.provider, kind=automation.kind, due_before=due_before, now=now
+    )
     with db.engine.begin() as conn:
-        requested = q.request_syncs(
-            conn,
-            provider=automation.provider,
-            kind=automation.kind,
-            requested_by=TRIGGER_SCHEDULE,
-            last_job_before=now - interval + grace,
-        )
+        requested = [
+            job
+            for ids in probe.batches(plan)
+            for job in q.request_syncs(
+                conn,
+                provider=automation.provider,
+                kind=automation.kind,
+                requested_by=TRIGGER_SCHEDULE,
+                last_job_before=due_before,
+                account_ids=ids,
+            )
+        ]
     return dg.SkipReason(
         f"queued {len(requested)} due {automation.provider} account(s) as pending jobs; "
-        "the connector_sync_requests sensor launches them"
+        f"the connector_sync_requests sensor launches them; {plan.summary()}"
     )
 
 
