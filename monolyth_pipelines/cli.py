@@ -108,9 +108,12 @@ def _accounts_disconnect(args: argparse.Namespace) -> int:
     from monolyth_pipelines.store import accounts, events
     from monolyth_pipelines.store.events import Event
     from monolyth_pipelines.store.schema import AccountStatus
+    from monolyth_pipelines.sync.push import stop_channels
 
     engine = _engine(args)
     account_id = _uuid(args.account_id)
+    # First, while the tokens are still there: Google stops notifying about this account.
+    stop_channels(account_id, engine=engine)
     with engine.begin() as conn:
         account = accounts.get_account(conn, account_id)
         if account is None:
@@ -262,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     from monolyth_pipelines.emulator.cli import add_emulator_commands
 
     add_emulator_commands(commands)
+    from monolyth_pipelines.webhook.cli import add_webhook_commands
+
+    add_webhook_commands(commands)
     return parser
 
 
