@@ -119,3 +119,38 @@ def test_the_schedule_runs_only_changed_accounts_and_records_the_check_of_idle_o
     # Probed again within the hour: nothing is due, no Google call, nothing queued.
     assert run_schedule(inline, DatabaseResource(url=fresh_db_url)).startswith("queued 0 due")
     assert [j.status for j in all_jobs(engine, idle)] == [JobStatus.COMPLETED]
+
+
+def test_the_probe_covers_gmail_and_runs_an_account_it_cannot_ask(
+    emu: tuple[GoogleEmulator, str], app_env: sa.Engine
+) -> None:
+    """Gmail: getProfile's historyId against the cursor. A revoked grant: the probe fails, so the
+    account gets its run (which reports the error), never a silent skip."""
+    from monolyth_pipelines.store import sync_state
+    from monolyth_pipelines.sync import probe
+
+    emulator, base_url = emu
+    engine = app_env
+    mailboxes = {}
+    for email in ("quiet@example.com", "busy@example.com", "revoked@example.com"):
+        person = emulator.add_account(email, gmail_threads=2)
+        account = connect_account(
+            engine, "gmail", token_json=person.authorized_user_info(token_uri=f"{base_url}/token")
+        )
+        with engine.begin() as conn:
+            sync_state.advance_cursor(conn, account, "gmail", str(emulator.gmail(email).history_id))
+        mailboxes[email] = account
+    emulator.gmail("busy@example.com").deliver(subject="new")
+    emulator.revoke("revoked@example.com")
+    emulator.expire_access_tokens(emulator.account("revoked@example.com"))
+
+    at = now()
+    plan = probe.plan_scheduled_syncs(
+        engine, provider="gmail", kind="gmail_import", due_before=at - timedelta(minutes=55), now=at
+    )
+    assert plan.idle == [mailboxes["quiet@example.com"]]
+    assert sorted(plan.to_run) == sorted([mailboxes["busy@example.com"], mailboxes["revoked@example.com"]])
+    assert dict(plan.verdicts) == {"idle": 1, "changed": 1, "unknown": 1}
+    assert dict(plan.errors) == {"auth_revoked": 1}
+    assert last_checked(engine, mailboxes["quiet@example.com"]) == at
+    assert last_checked(engine, mailboxes["busy@example.com"]) is None

@@ -23,7 +23,7 @@ import uvicorn
 from monolyth_pipelines.cli import main as cli_main
 from monolyth_pipelines.defs.push import PUSH_CHANNELS_INTERVAL_SECONDS
 from monolyth_pipelines.emulator import GoogleEmulator
-from monolyth_pipelines.store import push_channels
+from monolyth_pipelines.store import push_channels, sync_state
 from monolyth_pipelines.store.schema import JobStatus, connector_files, connector_push_channels
 from monolyth_pipelines.sync import push
 from monolyth_pipelines.webhook.app import create_app
@@ -245,3 +245,38 @@ def test_channels_are_renewed_before_they_expire_and_stopped_on_disconnect(
     emu.drive("cy@example.com").create_file("late.pdf", PDF, size=10)
     time.sleep(0.3)
     assert [j.status for j in all_jobs(engine, account)] == [JobStatus.COMPLETED]
+
+
+def test_gmail_pubsub_pushes_queue_one_job_and_repeats_or_old_history_queue_nothing(
+    emu: GoogleEmulator, receiver: Receiver, engine: sa.Engine
+) -> None:
+    account = connected(engine, emu, "dee@example.com", provider="gmail")
+    box = emu.gmail("dee@example.com")
+    with engine.begin() as conn:
+        sync_state.advance_cursor(conn, account, "gmail", str(box.history_id))
+    emu.push.subscribe(TOPIC, f"{receiver.url}/webhooks/gmail?token={SECRET}")
+    done = push.maintain_channels(engine, ["gmail"])
+    assert dict(done.registered) == {"gmail": 1}
+    [channel] = channels(engine, account)
+    assert (channel.resource_id, channel.token_hash) == ("dee@example.com", None)
+
+    # New mail: Gmail publishes, Pub/Sub pushes to the receiver, which queues one job.
+    box.deliver(subject="contract v2")
+    wait_for(lambda: any(d.kind == "gmail" and d.status == 200 for d in emu.push.deliveries), "push")
+    box.deliver(subject="contract v3")
+    wait_for(lambda: sum(d.kind == "gmail" and d.status == 200 for d in emu.push.deliveries) >= 2, "push")
+    pending = [j for j in all_jobs(engine, account) if j.status == JobStatus.PENDING]
+    assert [(j.kind, j.meta_json) for j in pending] == [("gmail_import", {"requested_by": "push"})]
+
+    # A late push about history already synced creates nothing, and is still acknowledged.
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM connector_jobs"))
+        sync_state.advance_cursor(conn, account, "gmail", str(box.history_id))
+    data = base64.b64encode(json.dumps({"emailAddress": "dee@example.com", "historyId": 5}).encode())
+    body = json.dumps({"message": {"data": data.decode(), "messageId": "1"}}).encode()
+    assert receiver.post(f"/webhooks/gmail?token={SECRET}", body, {"Content-Type": "application/json"}) == 200
+    assert all_jobs(engine, account) == []
+
+    # Disconnecting stops the watch at Google.
+    assert push.stop_channels(account, engine=engine) == 1
+    assert "dee@example.com" not in emu.push.gmail_watches
