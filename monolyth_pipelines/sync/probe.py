@@ -10,7 +10,6 @@ time, or whose probe failed, gets its run as before probes existed.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections import Counter
@@ -21,13 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import google_auth_httplib2
-import httplib2
 import sqlalchemy as sa
-from googleapiclient.discovery import Resource, build
 
 from monolyth_pipelines.domain import probe as rules
 from monolyth_pipelines.domain.probe import Verdict
-from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp
+from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp, shared_api
 from monolyth_pipelines.google.credentials import credentials_from_token_json, token_json_after_refresh
 from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.pacing import Pacer
@@ -56,29 +53,6 @@ class ProbePlan:
             return "change probe off"
         parts = [f"{n} {v}" for v, n in sorted(self.verdicts.items())]
         return f"probe: {', '.join(parts) or 'nothing due'} ({self.requests} Google requests)"
-
-
-class _Apis:
-    """Discovery Resources built once and shared: each request runs on its account's own http."""
-
-    _lock = threading.Lock()
-    _built: dict[tuple[str, str], Resource] = {}
-
-    @classmethod
-    def get(cls, api: str, endpoint: str) -> Resource:
-        with cls._lock:
-            key = (api, endpoint)
-            if key not in cls._built:
-                version = "v3" if api == "drive" else "v1"
-                cls._built[key] = build(
-                    api,
-                    version,
-                    http=httplib2.Http(),
-                    static_discovery=True,
-                    cache_discovery=False,
-                    client_options={"api_endpoint": endpoint},
-                )
-            return cls._built[key]
 
 
 @dataclass
@@ -137,7 +111,7 @@ class Prober:
         return request.execute(http=http)
 
     def _drive(self, http: Any, candidate: ProbeCandidate) -> Verdict:
-        drive = _Apis.get("drive", self.endpoints.drive_api_endpoint)
+        drive = shared_api("drive", self.endpoints.drive_api_endpoint)
         if self.include_shared_drives:
             listed = self._send(drive.drives().list(pageSize=100, fields="nextPageToken,drives(id)"), http)
             ids = [d["id"] for d in listed.get("drives", [])]
@@ -172,7 +146,7 @@ class Prober:
         return rules.combine(verdicts)
 
     def _gmail(self, http: Any, candidate: ProbeCandidate) -> Verdict:
-        gmail = _Apis.get("gmail", self.endpoints.gmail_api_endpoint)
+        gmail = shared_api("gmail", self.endpoints.gmail_api_endpoint)
         [state] = [c for c in candidate.corpora if c.corpus == "gmail"]
         assert state.cursor is not None
         profile = self._send(gmail.users().getProfile(userId="me", fields="historyId"), http)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import google_auth_httplib2
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.probe import shared_drive_id
-from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp, shared_api
 from monolyth_pipelines.google.credentials import credentials_from_token_json, token_json_after_refresh
 from monolyth_pipelines.google.errors import ErrorCode, classify_exception
 from monolyth_pipelines.settings import FreshnessSettings, GoogleEndpoints
@@ -57,13 +58,31 @@ def _from_ms(raw: Any, default: datetime) -> datetime:
         return default
 
 
-def _clients(
-    conn: sa.Connection, account_id: uuid.UUID, endpoints: GoogleEndpoints
-) -> tuple[GoogleClients, dict]:
+class _Session:
+    """One account's authorised transport over the process-wide API Resources (no build per account)."""
+
+    def __init__(self, token_json: dict[str, Any], endpoints: GoogleEndpoints) -> None:
+        self.credentials = credentials_from_token_json(token_json, endpoints.token_uri)
+        self.transport = CountingHttp(timeout=HTTP_TIMEOUT_SECONDS)
+        self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=self.transport)
+        self.endpoints = endpoints
+
+    def drive(self) -> Any:
+        return shared_api("drive", self.endpoints.drive_api_endpoint)
+
+    def gmail(self) -> Any:
+        return shared_api("gmail", self.endpoints.gmail_api_endpoint)
+
+    def close(self) -> None:
+        for conn in self.transport.connections.values():
+            conn.close()
+
+
+def _clients(conn: sa.Connection, account_id: uuid.UUID, endpoints: GoogleEndpoints) -> tuple[_Session, dict]:
     token_json = accounts.get_token_json(conn, account_id)
     if not token_json:
         raise ValueError("the account has no tokens")
-    return GoogleClients(credentials_from_token_json(token_json, endpoints.token_uri), endpoints), token_json
+    return _Session(token_json, endpoints), token_json
 
 
 def _watch(
@@ -85,8 +104,12 @@ def _watch(
         if provider == Provider.GMAIL.value:
             assert cfg.gmail_pubsub_topic, "MONOLYTH_GMAIL_PUBSUB_TOPIC is required for Gmail push"
             users = clients.gmail().users()
-            reply = users.watch(userId="me", body={"topicName": cfg.gmail_pubsub_topic}).execute()
-            address = users.getProfile(userId="me", fields="emailAddress").execute()["emailAddress"]
+            reply = users.watch(userId="me", body={"topicName": cfg.gmail_pubsub_topic}).execute(
+                http=clients.http
+            )
+            address = users.getProfile(userId="me", fields="emailAddress").execute(http=clients.http)[
+                "emailAddress"
+            ]
             with engine.begin() as conn:
                 push_channels.save_channel(
                     conn,
@@ -112,7 +135,7 @@ def _watch(
 
 def _watch_drive(
     engine: sa.Engine,
-    clients: GoogleClients,
+    clients: _Session,
     target: CorpusToWatch,
     channel_id: str,
     cfg: FreshnessSettings,
@@ -152,7 +175,7 @@ def _watch_drive(
                 },
                 **args,
             )
-            .execute()
+            .execute(http=clients.http)
         )
     except Exception:
         with engine.begin() as conn:
@@ -171,11 +194,11 @@ def _stop_at_google(conn: sa.Connection, channel: Channel, endpoints: GoogleEndp
     clients, _ = _clients(conn, channel.account_id, endpoints)
     try:
         if channel.provider == Provider.GMAIL.value:
-            clients.gmail().users().stop(userId="me").execute()
+            clients.gmail().users().stop(userId="me").execute(http=clients.http)
         else:
             clients.drive().channels().stop(
                 body={"id": channel.id, "resourceId": channel.resource_id}
-            ).execute()
+            ).execute(http=clients.http)
     finally:
         clients.close()
 
