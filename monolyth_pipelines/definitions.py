@@ -19,7 +19,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[a.asset for a in auto.automations],
         jobs=auto.jobs,
-        sensors=[*auto.sensors, build_push_sensor([a.provider for a in auto.automations])],
+        sensors=[*auto.sensors, build_push_sensor({a.provider: a.kind for a in auto.automations})],
         schedules=auto.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},
     )

@@ -178,3 +178,38 @@ def replaced_channels(conn: sa.Connection, *, renew_before: datetime, limit: int
         .limit(limit)
     )
     return [Channel(**r._mapping) for r in rows]
+
+
+def notified_during_last_run(conn: sa.Connection, *, provider: str, kind: str) -> list[uuid.UUID]:
+    """Connected accounts a notification reached after their latest job started, with no job open.
+
+    A notification that arrives while the account's sync runs joins that running job, yet the
+    change it announces may come after the sync read the feed; these accounts need one more run.
+    """
+    from monolyth_pipelines.store.jobs import OPEN_STATUSES
+    from monolyth_pipelines.store.schema import connector_jobs
+
+    jobs = connector_jobs
+    last_started = (
+        sa.select(sa.func.max(jobs.c.started_at))
+        .where(jobs.c.account_id == CH.c.account_id, jobs.c.kind == kind)
+        .scalar_subquery()
+    )
+    open_job = (
+        sa.select(sa.literal(1))
+        .where(jobs.c.account_id == CH.c.account_id, jobs.c.kind == kind, jobs.c.status.in_(OPEN_STATUSES))
+        .exists()
+    )
+    rows = conn.execute(
+        sa.select(CH.c.account_id)
+        .distinct()
+        .join(connector_accounts, connector_accounts.c.id == CH.c.account_id)
+        .where(
+            CH.c.provider == provider,
+            connector_accounts.c.status == AccountStatus.CONNECTED.value,
+            CH.c.last_message_at.is_not(None),
+            CH.c.last_message_at > sa.func.coalesce(last_started, CH.c.created_at),
+            ~open_job,
+        )
+    )
+    return [r[0] for r in rows]

@@ -284,3 +284,25 @@ def maintain_channels(
         push_channels.delete_channels(conn, [c.id for c in old])
     done.stopped = len(old)
     return done
+
+
+def requeue_notified(engine: sa.Engine, kinds_by_provider: dict[str, str]) -> int:
+    """A pending job for each account notified while its last sync was already running."""
+    from monolyth_pipelines.store import automation_queries
+
+    queued = 0
+    with engine.begin() as conn:
+        for provider, kind in kinds_by_provider.items():
+            ids = push_channels.notified_during_last_run(conn, provider=provider, kind=kind)
+            if ids:
+                queued += len(
+                    automation_queries.request_syncs(
+                        conn,
+                        provider=provider,
+                        kind=kind,
+                        requested_by="push",
+                        account_ids=ids,
+                        last_job_before=utcnow(),
+                    )
+                )
+    return queued

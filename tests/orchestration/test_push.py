@@ -23,7 +23,7 @@ import uvicorn
 from monolyth_pipelines.cli import main as cli_main
 from monolyth_pipelines.defs.push import PUSH_CHANNELS_INTERVAL_SECONDS
 from monolyth_pipelines.emulator import GoogleEmulator
-from monolyth_pipelines.store import push_channels, sync_state
+from monolyth_pipelines.store import jobs, push_channels, sync_state
 from monolyth_pipelines.store.schema import JobStatus, connector_files, connector_push_channels
 from monolyth_pipelines.sync import push
 from monolyth_pipelines.webhook.app import create_app
@@ -280,3 +280,43 @@ def test_gmail_pubsub_pushes_queue_one_job_and_repeats_or_old_history_queue_noth
     # Disconnecting stops the watch at Google.
     assert push.stop_channels(account, engine=engine) == 1
     assert "dee@example.com" not in emu.push.gmail_watches
+
+
+def test_a_notification_during_a_running_sync_gets_one_more_run_after_it(
+    receiver: Receiver, engine: sa.Engine
+) -> None:
+    account = connect_account(engine)
+    with engine.begin() as conn:
+        push_channels.save_channel(
+            conn,
+            channel_id="ch-1",
+            account_id=account,
+            provider="google_drive",
+            corpus="drive",
+            token="s3cret-token",
+            resource_id="res-1",
+            expires_at=now() + timedelta(hours=1),
+            now=now() - timedelta(minutes=5),
+        )
+        job_id = jobs.create_job(conn, account, "drive_import", status=JobStatus.RUNNING)
+        conn.execute(
+            sa.text("UPDATE connector_jobs SET started_at = :t WHERE account_id = :a"),
+            {
+                "t": now() - timedelta(minutes=1),
+                "a": account if conn.dialect.name == "postgresql" else account.hex,
+            },
+        )
+    headers = {
+        "X-Goog-Channel-ID": "ch-1",
+        "X-Goog-Channel-Token": "s3cret-token",
+        "X-Goog-Resource-State": "change",
+        "X-Goog-Resource-ID": "res-1",
+    }
+    assert receiver.post("/webhooks/drive", headers=headers) == 200  # joins the running job
+    assert len(all_jobs(engine, account)) == 1
+    assert push.requeue_notified(engine, {"google_drive": "drive_import"}) == 0, "still running"
+    with engine.begin() as conn:
+        jobs.finish_job(conn, job_id, JobStatus.COMPLETED)
+    assert push.requeue_notified(engine, {"google_drive": "drive_import"}) == 1
+    assert push.requeue_notified(engine, {"google_drive": "drive_import"}) == 0
+    assert [j.status for j in all_jobs(engine, account)] == [JobStatus.COMPLETED, JobStatus.PENDING]
