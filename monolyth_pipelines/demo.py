@@ -1,31 +1,32 @@
 """``make demo``: a Drive sync end to end on the emulator, with nothing made up.
 
-Starts the emulator in this process on a free port, adds an account through the same code path
-as ``accounts add``, syncs it twice through Dagster (a full sync, then an incremental one after a
-few edits in the emulated Drive) and prints what landed in the tables.
+Starts the emulator in this process on a free port, adds an account through the library function
+``accounts add`` uses (``actions.connect_account``), syncs it twice through Dagster (a full sync,
+then an incremental one after a few edits in the emulated Drive) and prints what landed in the tables.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import uuid
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from monolyth_pipelines import settings
+from monolyth_pipelines.actions import connect_account, sync_account
 from monolyth_pipelines.store.engine import make_engine, redacted_url
 from monolyth_pipelines.store.migrate import upgrade
 from monolyth_pipelines.store.schema import activity_log, connector_files, connector_jobs
 
 
-def _run_cli(*argv: str) -> int:
-    from monolyth_pipelines.cli import main
-
-    print(f"$ monolyth-connectors {' '.join(argv)}")
-    return main(list(argv))
+def _sync(engine: sa.Engine, account_id: uuid.UUID) -> bool:
+    print(f"$ monolyth-connectors sync google_drive --account {account_id}")
+    # Dagster's step-by-step console log is for debugging; the outcome is printed below.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    outcome = sync_account(engine, "google_drive", account_id, run_config=quiet)
+    for line in outcome.lines():
+        print(line)
+    return outcome.ok
 
 
 def run_demo(files: int = 2000) -> int:
@@ -36,38 +37,25 @@ def run_demo(files: int = 2000) -> int:
     print(f"app database: {redacted_url(str(engine.url))}")
     emulator = GoogleEmulator(seed=7)
     account = emulator.add_account("demo.user@example.com", drive_files=files, gmail_threads=0)
-    with emulator.serve() as base_url, tempfile.TemporaryDirectory() as tmp:
+    with emulator.serve() as base_url:
         os.environ["MONOLYTH_GOOGLE_API_ENDPOINT"] = base_url
         os.environ["MONOLYTH_GOOGLE_TOKEN_URI"] = f"{base_url}/token"
         print(f"emulator serving Drive v3, Gmail v1 and OAuth at {base_url} ({files} Drive files)")
-        token_file = Path(tmp) / "authorized_user.json"
-        token_file.write_text(json.dumps(account.authorized_user_info(token_uri=f"{base_url}/token")))
-        from contextlib import redirect_stdout
-        from io import StringIO
-
-        captured = StringIO()
-        with redirect_stdout(captured):
-            _run_cli(
-                "accounts",
-                "add",
-                "--provider",
-                "google_drive",
-                "--owner",
-                str(uuid.uuid4()),
-                "--token-file",
-                str(token_file),
-            )
-        account_id = captured.getvalue().strip().splitlines()[-1]
+        account_id = connect_account(
+            engine,
+            provider="google_drive",
+            owner_id=uuid.uuid4(),
+            token_json=account.authorized_user_info(token_uri=f"{base_url}/token"),
+        )
         print(f"account added: {account_id}")
-
-        if _run_cli("sync", "google_drive", "--account", account_id) != 0:
+        if not _sync(engine, account_id):
             return 1
         drive = emulator.drive(account)
         with engine.connect() as conn:
             synced = (
                 conn.execute(
                     sa.select(connector_files.c.external_id)
-                    .where(connector_files.c.account_id == uuid.UUID(account_id))
+                    .where(connector_files.c.account_id == account_id)
                     .order_by(connector_files.c.external_id)
                     .limit(2)
                 )
@@ -78,9 +66,9 @@ def run_demo(files: int = 2000) -> int:
         drive.trash(synced[1])
         drive.create_file(name="Created during the demo", mime_type=settings.DOCS_MIME)
         print("emulated Drive changed: 1 rename, 1 trash, 1 new Doc")
-        if _run_cli("sync", "google_drive", "--account", account_id) != 0:
+        if not _sync(engine, account_id):
             return 1
-    _summarise(engine, uuid.UUID(account_id))
+    _summarise(engine, account_id)
     return 0
 
 

@@ -6,9 +6,11 @@ and this module cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
 GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
@@ -158,6 +160,57 @@ class DriveLimits:
     def max_file_size_bytes(self) -> int:
         return int(self.max_file_size_mb * 1024 * 1024)
 
+    # Per-run overrides (Dagster run config); the same names describe the run in meta_json.settings.
+    CONFIG_FIELDS: ClassVar[dict[str, Any]] = {
+        "max_files_per_run": int,
+        "max_file_size_mb": float,
+        "supported_mime_types": list[str],
+        "persistence": str,  # "metadata" (Option A) or "vault" (Option B)
+        "include_shared_drives": bool,
+    }
+    # The settings whose change re-scopes the stored rows (a full re-list with tombstones).
+    SCOPE_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "supported_mime_types",
+        "max_file_size_mb",
+        "include_shared_drives",
+        "persistence",
+    )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> DriveLimits:
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if "supported_mime_types" in values:
+            values["supported_mime_types"] = tuple(values["supported_mime_types"])
+        if "persistence" in values:
+            persistence = values.pop("persistence")
+            if persistence not in ("metadata", "vault"):
+                raise ValueError(f"persistence must be 'metadata' or 'vault', not {persistence!r}")
+            values["import_to_vault"] = persistence == "vault"
+        return dataclasses.replace(self, **values)
+
+    def settings_meta(self) -> dict[str, Any]:
+        return {
+            "max_files_per_run": self.max_files_per_run,
+            "max_file_size_mb": self.max_file_size_mb,
+            "supported_mime_types": list(self.supported_mime_types),
+            "persistence": "vault" if self.import_to_vault else "metadata",
+            "include_shared_drives": self.include_shared_drives,
+        }
+
+    def changed_settings(self, before: dict[str, Any]) -> list[str]:
+        """The scope settings that differ from ``before`` (the last completed run's); [] with none."""
+        if not before:
+            return []
+        now = self.settings_meta()
+        return sorted(
+            key
+            for key in self.SCOPE_SETTINGS
+            if (
+                sorted(before.get(key) or []) != sorted(now[key])
+                if key == "supported_mime_types"
+                else before.get(key) != now[key]
+            )
+        )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> DriveLimits:
         return cls(
@@ -194,6 +247,38 @@ class GmailLimits:
     batch_size: int = 50
     # False stores no attachment metadata and fetches with format=metadata (headers only).
     attachment_metadata: bool = True
+
+    CONFIG_FIELDS: ClassVar[dict[str, Any]] = {
+        "label": str,
+        "max_threads": int,
+        "attachment_mime_types": list[str],
+        "attachment_filename_pattern": str,
+        "attachment_max_size_mb": float,
+        "attachment_metadata": bool,
+        "quota_units_per_second": float,
+    }
+
+    def with_overrides(self, overrides: dict[str, Any]) -> GmailLimits:
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if "attachment_mime_types" in values:
+            values["attachment_mime_types"] = tuple(values["attachment_mime_types"])
+        return dataclasses.replace(self, **values)
+
+    def settings_meta(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "max_threads": self.max_threads,
+            "attachment_metadata": self.attachment_metadata,
+            "attachment_mime_types": list(self.attachment_mime_types),
+            "attachment_filename_pattern": self.attachment_filename_pattern,
+            "attachment_max_size_mb": self.attachment_max_size_mb,
+            "quota_units_per_second": self.quota_units_per_second,
+            "batch_size": self.batch_size,
+        }
+
+    def changed_settings(self, before: dict[str, Any]) -> list[str]:
+        """Only the label re-scopes the stored rows: they and the cursor belong to one label."""
+        return ["label"] if before.get("label") not in (None, self.label) else []
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> GmailLimits:

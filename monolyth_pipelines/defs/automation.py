@@ -20,12 +20,11 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from monolyth_pipelines import settings
-from monolyth_pipelines.defs.local_run import assets_by_provider
-from monolyth_pipelines.defs.partitions import PARTITIONS_BY_PROVIDER, TAG_JOB_ID, TAG_PROVIDER
+from monolyth_pipelines import providers, settings
+from monolyth_pipelines.defs.factory import build_asset
+from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID, TAG_PROVIDER, partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store import automation_queries as q
-from monolyth_pipelines.store.schema import JobKind, Provider
 from monolyth_pipelines.sync import probe, reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
@@ -35,24 +34,12 @@ TRIGGER_SYNC_NOW = "sync_now"
 TRIGGER_FIRST_SYNC = "first_sync"
 TRIGGER_SCHEDULE = "schedule"
 
-KIND_BY_PROVIDER: dict[str, str] = {
-    Provider.GOOGLE_DRIVE.value: JobKind.DRIVE_IMPORT.value,
-    Provider.GMAIL.value: JobKind.GMAIL_IMPORT.value,
-}
-
 
 @dataclass(frozen=True)
 class Cadence:
     cron: str
     interval: timedelta
 
-
-# Each provider's scheduled cadence: the one line a new provider adds. Gmail is offset from the
-# hour so its ticks do not land on Drive's.
-CADENCES: dict[str, Cadence] = {
-    Provider.GOOGLE_DRIVE.value: Cadence("0 * * * *", timedelta(hours=1)),
-    Provider.GMAIL.value: Cadence("30 */6 * * *", timedelta(hours=6)),
-}
 
 # Oldest pending rows examined per tick (one query); the rest wait for a later tick.
 MAX_REQUESTS_PER_TICK = 1000
@@ -70,17 +57,6 @@ SYNC_REQUESTS_INTERVAL_SECONDS = 15
 PARTITIONS_INTERVAL_SECONDS = 30
 RUN_STATUS_INTERVAL_SECONDS = 15
 REAPER_INTERVAL_SECONDS = 60
-
-# A Dagster run in one of these may still write its own outcome to its job row.
-LIVE_RUN_STATUSES = frozenset(
-    {
-        dg.DagsterRunStatus.QUEUED,
-        dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED,
-        dg.DagsterRunStatus.CANCELING,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -101,18 +77,19 @@ class ProviderAutomation:
         return self.partitions.name
 
 
+def automation_for(spec: providers.ProviderSpec) -> ProviderAutomation:
+    return ProviderAutomation(
+        provider=spec.provider,
+        kind=spec.kind,
+        asset=build_asset(spec),
+        partitions=partitions_for(spec),
+        cadence=Cadence(spec.cron, spec.interval),
+    )
+
+
 def enabled_automations() -> list[ProviderAutomation]:
-    """One entry per provider whose asset is loaded (Gmail only behind its feature flag)."""
-    return [
-        ProviderAutomation(
-            provider=provider,
-            kind=KIND_BY_PROVIDER[provider],
-            asset=asset,
-            partitions=PARTITIONS_BY_PROVIDER[provider],
-            cadence=CADENCES[provider],
-        )
-        for provider, asset in assets_by_provider().items()
-    ]
+    """One entry per enabled provider of the registry (Gmail only behind its feature flag)."""
+    return [automation_for(spec) for spec in providers.enabled_providers()]
 
 
 def _job_id_of(run: dg.DagsterRun) -> uuid.UUID | None:

@@ -7,8 +7,6 @@ retry or no retry, and turns the counters into the metadata the Dagster UI shows
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +14,14 @@ import dagster as dg
 import sqlalchemy as sa
 
 from monolyth_pipelines import settings
-from monolyth_pipelines.defs.partitions import TAG_JOB_ID
+from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
+from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.clients import GoogleClients
-from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception, safe_message
+from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.retry import Backoff
-from monolyth_pipelines.store import accounts
-from monolyth_pipelines.store.schema import connector_accounts, connector_files
+from monolyth_pipelines.providers import Limits, ProviderSpec
+from monolyth_pipelines.store.schema import connector_files
 from monolyth_pipelines.sync.run import RunIdentity, SyncRun
 
 # Dagster-level retries for what survived the in-run backoff (Google down for minutes).
@@ -40,13 +39,6 @@ def call_retry_policy() -> Backoff:
     )
 
 
-ACTIVE_RUN_STATUSES = {
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-}
-
 PREVIEW_ROWS = 10
 COMPLETENESS_CHECK = "sync_completeness"
 
@@ -60,23 +52,13 @@ def completeness_check_spec(asset_name: str) -> dg.AssetCheckSpec:
     )
 
 
-@dataclass(frozen=True)
-class ConnectorSpec:
-    provider: str
-    kind: str
-
-
-FetchLoop = Callable[[SyncRun, GoogleClients, dict[str, Any], uuid.UUID], None]
-
-
 def run_connector_asset(
     context: dg.AssetExecutionContext,
     *,
-    spec: ConnectorSpec,
+    spec: ProviderSpec,
     db: DatabaseResource,
     google: GoogleApiResource,
-    settings_meta: dict[str, Any],
-    fetch: FetchLoop,
+    limits: Limits,
 ) -> dg.MaterializeResult:
     engine = db.engine
     try:
@@ -97,12 +79,12 @@ def run_connector_asset(
 
     def is_run_alive(run_id: str) -> bool:
         run = context.instance.get_run_by_id(run_id)
-        return run is not None and run.status in ACTIVE_RUN_STATUSES
+        return run is not None and run.status in LIVE_RUN_STATUSES
 
     run = SyncRun(
         engine,
         identity,
-        settings_meta=settings_meta,
+        limits=limits,
         is_run_alive=is_run_alive,
         stale_after=timedelta(seconds=settings.stale_job_seconds()),
         log=context.log.info,
@@ -110,18 +92,13 @@ def run_connector_asset(
     clients: GoogleClients | None = None
     try:
         run.start()
-        with engine.connect() as conn:
-            token_json = accounts.get_token_json(conn, account_id)
-            owner_id = conn.execute(
-                sa.select(connector_accounts.c.owner_id).where(connector_accounts.c.id == account_id)
-            ).scalar_one()
-        if not token_json:
-            raise SyncError(ErrorCode.AUTH_REVOKED, "account has no stored OAuth tokens; reconnect it")
+        assert run.account is not None and run.account.token_json
         try:
-            clients = google.clients_for(token_json)
+            clients = google.clients_for(run.account.token_json)
         except ValueError as exc:
             raise SyncError(ErrorCode.AUTH_REVOKED, f"stored OAuth tokens are unusable: {exc}") from None
-        fetch(run, clients, token_json, owner_id)
+        run.clients, run.policy = clients, call_retry_policy()
+        spec.load_sync_class()(run).sync()
         meta = run.complete()
     except Exception as exc:
         error = exc if isinstance(exc, SyncError) else classify_exception(exc)

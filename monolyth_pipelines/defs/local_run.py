@@ -12,8 +12,9 @@ from typing import Any
 
 import dagster as dg
 
-from monolyth_pipelines import settings
-from monolyth_pipelines.defs.partitions import PARTITIONS_BY_PROVIDER, TAG_PROVIDER
+from monolyth_pipelines import providers, settings
+from monolyth_pipelines.defs.factory import build_asset
+from monolyth_pipelines.defs.partitions import TAG_PROVIDER, partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 
 
@@ -27,18 +28,12 @@ def local_instance() -> dg.DagsterInstance:
 
 
 def assets_by_provider() -> dict[str, dg.AssetsDefinition]:
-    from monolyth_pipelines.defs.drive import google_drive_files
-
-    found: dict[str, dg.AssetsDefinition] = {"google_drive": google_drive_files}
-    if settings.gmail_enabled():
-        from monolyth_pipelines.defs.gmail import gmail_messages
-
-        found["gmail"] = gmail_messages
-    return found
+    """The asset of every enabled provider (a flagged one only with its flag)."""
+    return {spec.provider: build_asset(spec) for spec in providers.enabled_providers()}
 
 
 def ensure_partition(instance: dg.DagsterInstance, provider: str, account_id: uuid.UUID) -> None:
-    partitions = PARTITIONS_BY_PROVIDER[provider]
+    partitions = partitions_for(providers.get(provider))
     assert partitions.name is not None
     if not instance.has_dynamic_partition(partitions.name, str(account_id)):
         instance.add_dynamic_partitions(partitions.name, [str(account_id)])

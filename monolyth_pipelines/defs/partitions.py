@@ -1,20 +1,38 @@
-"""One dynamic partition per connected account, keyed by the account's UUID.
+"""One dynamic partition per connected account, keyed by the account's UUID, and the run tags and
+run statuses the assets and sensors share.
 
 The UUID, never an e-mail address: the key shows in the UI, in run tags and in logs.
 """
 
 from __future__ import annotations
 
+import functools
+
 import dagster as dg
 
-drive_accounts = dg.DynamicPartitionsDefinition(name="google_drive_accounts")
-gmail_accounts = dg.DynamicPartitionsDefinition(name="gmail_accounts")
-
-PARTITIONS_BY_PROVIDER: dict[str, dg.DynamicPartitionsDefinition] = {
-    "google_drive": drive_accounts,
-    "gmail": gmail_accounts,
-}
+from monolyth_pipelines.providers import ProviderSpec
 
 # Run tags the sensors and schedules set; dagster.yaml limits concurrent runs by them.
 TAG_JOB_ID = "monolyth/job_id"
 TAG_PROVIDER = "monolyth/provider"
+
+# A Dagster run in one of these may still write its own outcome to its job row: it is alive.
+LIVE_RUN_STATUSES = frozenset(
+    {
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    }
+)
+
+
+@functools.cache
+def _partitions(name: str) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=name)
+
+
+def partitions_for(spec: ProviderSpec) -> dg.DynamicPartitionsDefinition:
+    """The provider's partitions: one object per name, shared by its asset, job and sensors."""
+    return _partitions(spec.partitions_name)

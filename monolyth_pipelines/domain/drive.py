@@ -7,13 +7,13 @@ Removed changes: deleted vs access lost
 ``changes.list`` reports ``removed: true`` (and no ``file``) both when a file was permanently
 deleted and when the user lost access to it, and a follow-up ``files.get`` answers 404 in both
 cases. Google never says which, so ``decide_change`` infers the reason from what we knew about
-the file before, and says so (``ChangeDecision.inferred``):
+the file before:
 
 * last seen **in the trash** -> ``DELETED``. Drive's UI only deletes permanently from the trash
   (a user emptying it, or the 30-day purge), so "trashed, then gone" is a deletion.
 * **owned by the account's user** in My Drive -> ``DELETED``. An owner cannot lose access to
   their own file short of transferring ownership first.
-* anything else -> ``ACCESS_LOST``, with ``needs_lookup=True``. For a file someone else owns,
+* anything else -> ``ACCESS_LOST``. For a file someone else owns,
   unsharing is the common cause; the rarer "owner deleted it outright between two polls" looks
   identical. The sync may call ``files.get`` and pass the answer to ``decide_lookup``: if the
   file is in fact still reachable (it only left this change feed's scope) that yields the
@@ -229,10 +229,6 @@ class ChangeDecision:
     record: FileRecord | None = None
     reason: TombstoneReason | None = None
     drive_id: str | None = None
-    # True when Google did not state the reason and it was inferred (see module docstring).
-    inferred: bool = False
-    # True when a files.get + decide_lookup could still overturn an inferred reason.
-    needs_lookup: bool = False
 
     @property
     def tombstone(self) -> Tombstone | None:
@@ -249,19 +245,11 @@ def _decide_file(file: Mapping[str, Any], limits: DriveLimits) -> ChangeDecision
     return ChangeDecision(ChangeAction.TOMBSTONE, file_id=file_id, reason=_SKIP_TO_TOMBSTONE[skip])
 
 
-def _decide_removed(file_id: str, prior: PriorState | None, *, allow_lookup: bool) -> ChangeDecision:
+def _decide_removed(file_id: str, prior: PriorState | None) -> ChangeDecision:
     prior = prior or PriorState()
     if prior.trashed or (prior.owned_by_me is True and prior.drive_id is None):
-        return ChangeDecision(
-            ChangeAction.TOMBSTONE, file_id=file_id, reason=TombstoneReason.DELETED, inferred=True
-        )
-    return ChangeDecision(
-        ChangeAction.TOMBSTONE,
-        file_id=file_id,
-        reason=TombstoneReason.ACCESS_LOST,
-        inferred=True,
-        needs_lookup=allow_lookup,
-    )
+        return ChangeDecision(ChangeAction.TOMBSTONE, file_id=file_id, reason=TombstoneReason.DELETED)
+    return ChangeDecision(ChangeAction.TOMBSTONE, file_id=file_id, reason=TombstoneReason.ACCESS_LOST)
 
 
 def decide_change(
@@ -275,7 +263,6 @@ def decide_change(
                 ChangeAction.DRIVE_REMOVED,
                 drive_id=str(drive_id),
                 reason=TombstoneReason.ACCESS_LOST,
-                inferred=True,
             )
         return ChangeDecision(ChangeAction.IGNORE, drive_id=drive_id)
 
@@ -285,7 +272,7 @@ def decide_change(
         return ChangeDecision(ChangeAction.IGNORE)
     file_id = str(raw_id)
     if change.get("removed") is True:
-        return _decide_removed(file_id, prior, allow_lookup=True)
+        return _decide_removed(file_id, prior)
     if not isinstance(file, Mapping):
         # Google only omits ``file`` on removals; tombstoning on a missing field would hide a
         # live file, so an entry we cannot read changes nothing.
@@ -300,10 +287,27 @@ def decide_lookup(
     limits: DriveLimits,
     prior: PriorState | None = None,
 ) -> ChangeDecision:
-    """Refine a ``needs_lookup`` decision with the result of ``files.get(fileId)``.
+    """Refine an inferred removal (``ACCESS_LOST``) with the result of ``files.get(fileId)``.
 
     A returned file wins (its real state is known); 403/404/no answer leave the inference as is.
     """
     if file is not None and (status_code is None or 200 <= status_code < 300):
         return _decide_file({**file, "id": file.get("id") or file_id}, limits)
-    return _decide_removed(file_id, prior, allow_lookup=False)
+    return _decide_removed(file_id, prior)
+
+
+def corpus_args(drive_id: str | None, *, for_changes: bool = False) -> dict[str, Any]:
+    """One corpus per token: My Drive alone, or one shared drive alone, never both in one feed.
+
+    Shared-drive items reach the user's feed only with includeItemsFromAllDrives, which stays
+    off there: with shared drives on nothing is counted twice, and off, nothing leaks in.
+    """
+    if drive_id:
+        args: dict[str, Any] = {
+            "driveId": drive_id,
+            "includeItemsFromAllDrives": True,
+            "supportsAllDrives": True,
+        }
+        return args if for_changes else {**args, "corpora": "drive"}
+    args = {"supportsAllDrives": True, "includeItemsFromAllDrives": False}
+    return args if for_changes else {**args, "corpora": "user"}

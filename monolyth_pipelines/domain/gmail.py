@@ -59,14 +59,8 @@ def thread_full_fields(depth: int = 5) -> str:
     return f"id,historyId,messages({_MESSAGE_SCALARS},payload({payload}))"
 
 
-def message_full_fields(depth: int = 5) -> str:
-    """``fields=`` for messages.get format=full, same contents as one thread message."""
-    return f"{_MESSAGE_SCALARS},payload(headers(name,value),{part_fields(depth)})"
-
-
 THREAD_FULL_FIELDS = thread_full_fields()
 THREAD_METADATA_FIELDS = f"id,historyId,messages({_MESSAGE_SCALARS},payload(mimeType,headers(name,value)))"
-MESSAGE_FULL_FIELDS = message_full_fields()
 
 
 def _headers(message: Mapping[str, Any]) -> dict[str, str]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from googleapiclient.http import BatchHttpRequest, HttpRequest
 
-from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception
+from monolyth_pipelines.errors import ErrorCode, SyncError
+from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.pacing import QuotaGate
 from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
 

@@ -74,9 +74,6 @@ class GoogleClients:
             )
         return self._gmail
 
-    def drive_batch(self, callback: Callable[..., None] | None = None) -> BatchHttpRequest:
-        return BatchHttpRequest(callback=callback, batch_uri=self.endpoints.drive_batch_uri)
-
     def gmail_batch(self, callback: Callable[..., None] | None = None) -> BatchHttpRequest:
         return BatchHttpRequest(callback=callback, batch_uri=self.endpoints.gmail_batch_uri)
 

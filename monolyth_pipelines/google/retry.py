@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
-from monolyth_pipelines.google.errors import SyncError, classify_exception
+from monolyth_pipelines.errors import SyncError
+from monolyth_pipelines.google.errors import classify_exception
 
 T = TypeVar("T")
 

@@ -10,11 +10,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from monolyth_pipelines.store import dialect
 from monolyth_pipelines.store.jobs import OPEN_STATUSES, Job
 from monolyth_pipelines.store.schema import (
     AccountStatus,
@@ -78,14 +77,6 @@ def connected_accounts(conn: sa.Connection, kinds_by_provider: Mapping[str, str]
     return [ConnectedAccount(id=r.id, provider=r.provider, has_job=bool(r.has_job)) for r in rows]
 
 
-def _insert(conn: sa.Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(connector_jobs)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(connector_jobs)
-    raise NotImplementedError(f"unsupported dialect {conn.dialect.name}")
-
-
 def request_syncs(
     conn: sa.Connection,
     *,
@@ -132,7 +123,7 @@ def request_syncs(
     if account_ids is not None:
         due = due.where(connector_accounts.c.id.in_(list(account_ids)))
     stmt = (
-        _insert(conn)
+        dialect.insert(conn, connector_jobs)
         .from_select(
             ["id", "account_id", "kind", "status", "attempts", "meta_json", "created_at", "updated_at"], due
         )

@@ -8,21 +8,28 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
+from monolyth_pipelines.store import dialect
 from monolyth_pipelines.store.errors import InvalidRecordError
+from monolyth_pipelines.store.file_queries import (  # noqa: F401  (their home before file_queries)
+    CHUNK,
+    _chunks,
+    count_live,
+    live_meta_values,
+    meta_scope,
+    stored_meta,
+    unseen_live_ids,
+)
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen
 from monolyth_pipelines.store.timeutil import utcnow
-
-# Rows per statement: 15 bound columns x 1000 stays under SQLite's and psycopg's parameter limits.
-CHUNK = 1000
 
 
 @dataclass
@@ -32,10 +39,6 @@ class UpsertCounts:
     unchanged: int = 0
     restored: int = 0  # updated rows that had been tombstoned
     written_ids: list[str] = field(default_factory=list)
-
-    @property
-    def written(self) -> int:
-        return self.inserted + self.updated
 
     def add(self, other: UpsertCounts) -> None:
         self.inserted += other.inserted
@@ -78,15 +81,6 @@ def _validate(records: Sequence[FileRecord]) -> None:
             raise InvalidRecordError("modified_at", "must be a timezone-aware datetime", index)
         if not isinstance(record.meta, dict):
             raise InvalidRecordError("meta_json", "must be a JSON object", index)
-
-
-def _chunks(seq: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
-
-
-def _insert_for(conn: sa.Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 # Every column but the row's identity and birth: what an upsert may change.
@@ -308,35 +302,10 @@ def record_sweep_seen(
     if not external_ids:
         return
     for chunk in _chunks(list(dict.fromkeys(external_ids))):
-        stmt = _insert_for(conn)(connector_sweep_seen).values(
+        stmt = dialect.insert(conn, connector_sweep_seen).values(
             [{"sweep_id": sweep_id, "external_id": e, "account_id": account_id} for e in chunk]
         )
         conn.execute(stmt.on_conflict_do_nothing())
-
-
-def meta_scope(key: str, value: str | None) -> sa.ColumnElement[bool]:
-    """Rows whose meta_json[key] equals ``value`` (absent when None), e.g. one Drive corpus."""
-    field = connector_files.c.meta_json[key].as_string()
-    return field.is_(None) if value is None else field == value
-
-
-def unseen_live_ids(
-    conn: sa.Connection,
-    account_id: uuid.UUID,
-    sweep_id: uuid.UUID,
-    scope: sa.ColumnElement[bool] | None = None,
-    limit: int = 1000,
-) -> list[str]:
-    """Live rows in ``scope`` that a reconciling sweep has not seen (at most ``limit``)."""
-    seen = sa.select(connector_sweep_seen.c.external_id).where(connector_sweep_seen.c.sweep_id == sweep_id)
-    query = sa.select(connector_files.c.external_id).where(
-        connector_files.c.account_id == account_id,
-        connector_files.c.deleted_at.is_(None),
-        connector_files.c.external_id.not_in(seen),
-    )
-    if scope is not None:
-        query = query.where(scope)
-    return list(conn.execute(query.order_by(connector_files.c.external_id).limit(limit)).scalars())
 
 
 def tombstone_unseen(
@@ -407,49 +376,3 @@ def tombstone_drive(
     return sum(
         tombstone_files(conn, account_id, [Tombstone(i, TombstoneReason(reason)) for i in ids], at).values()
     )
-
-
-def stored_meta(
-    conn: sa.Connection, account_id: uuid.UUID, external_ids: Sequence[str]
-) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
-    """meta_json and deleted_reason of stored rows, for decisions that depend on what we knew."""
-    found: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
-    for chunk in _chunks(list(external_ids)):
-        rows = conn.execute(
-            sa.select(
-                connector_files.c.external_id, connector_files.c.meta_json, connector_files.c.deleted_reason
-            ).where(connector_files.c.account_id == account_id, connector_files.c.external_id.in_(chunk))
-        )
-        found.update({row.external_id: (row.meta_json, row.deleted_reason) for row in rows})
-    return found
-
-
-def count_live(
-    conn: sa.Connection, account_id: uuid.UUID, scope: sa.ColumnElement[bool] | None = None
-) -> int:
-    query = (
-        sa.select(sa.func.count())
-        .select_from(connector_files)
-        .where(connector_files.c.account_id == account_id, connector_files.c.deleted_at.is_(None))
-    )
-    if scope is not None:
-        query = query.where(scope)
-    return conn.execute(query).scalar_one()
-
-
-def live_meta_values(conn: sa.Connection, account_id: uuid.UUID, key: str, values: Sequence[str]) -> set[str]:
-    """Which of ``values`` some live row holds in ``meta_json[key]`` (e.g. Gmail thread ids)."""
-    found: set[str] = set()
-    column = connector_files.c.meta_json[key].as_string()
-    for chunk in _chunks(list(dict.fromkeys(values))):
-        rows = conn.execute(
-            sa.select(column)
-            .distinct()
-            .where(
-                connector_files.c.account_id == account_id,
-                connector_files.c.deleted_at.is_(None),
-                column.in_(chunk),
-            )
-        )
-        found.update(value for (value,) in rows)
-    return found

@@ -120,6 +120,10 @@ def open_job(conn: sa.Connection, account_id: uuid.UUID, kind: str) -> Job | Non
     return Job(**row._mapping) if row else None
 
 
+# ``start_job(current=...)`` unset: the function reads the row itself.
+_UNREAD = object()
+
+
 def start_job(
     conn: sa.Connection,
     *,
@@ -129,6 +133,7 @@ def start_job(
     attempt: int,
     job_id: uuid.UUID | None = None,
     meta: dict[str, Any] | None = None,
+    current: object = _UNREAD,
 ) -> Job:
     """Take a job to ``running`` for this run.
 
@@ -136,9 +141,14 @@ def start_job(
     that row is already closed, the open pending row for the account is claimed, or a new one
     created. A closed row is never reopened. A row held ``running`` by another run is a
     conflict: one run per account and kind at a time.
+
+    ``current``: the row ``job_id`` names (else the open row), when the caller has just read it.
     """
     now = utcnow()
-    job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
+    if current is _UNREAD:
+        job = get_job(conn, job_id) if job_id else open_job(conn, account_id, kind)
+    else:
+        job = current if isinstance(current, Job) else None
     if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
         # A closed job keeps its one outcome. A run handed a closed job (a re-execution from the
         # UI copies the old run's tags) gets a job of its own instead of failing or reopening it.
@@ -146,7 +156,7 @@ def start_job(
     if job is not None and job.status == JobStatus.RUNNING and job.run_id not in (None, run_id):
         raise JobConflictError(f"job {job.id} is already running in run {job.run_id}")
     job_id = create_job(conn, account_id, kind, status=JobStatus.RUNNING) if job is None else job.id
-    conn.execute(
+    row = conn.execute(
         connector_jobs.update()
         .where(connector_jobs.c.id == job_id)
         .values(
@@ -159,10 +169,9 @@ def start_job(
             meta_json=meta,
             updated_at=now,
         )
-    )
-    started = get_job(conn, job_id)
-    assert started is not None
-    return started
+        .returning(*connector_jobs.c)
+    ).one()
+    return Job(**row._mapping)
 
 
 def update_meta(conn: sa.Connection, job_id: uuid.UUID, meta: dict[str, Any]) -> None:

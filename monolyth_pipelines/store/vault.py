@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from monolyth_pipelines.store import dialect
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import connector_files, vault_documents
 from monolyth_pipelines.store.timeutil import utcnow
@@ -31,9 +31,8 @@ def upsert_document(conn: sa.Connection, doc: VaultDocument) -> bool:
     if not doc.external_id:
         raise InvalidRecordError("external_id", "is required")
     digest = hashlib.sha256(doc.content).hexdigest()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
-    stmt = insert(vault_documents).values(
+    stmt = dialect.insert(conn, vault_documents).values(
         id=uuid.uuid4(),
         owner_id=doc.owner_id,
         source=doc.source,

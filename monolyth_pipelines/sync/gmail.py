@@ -17,12 +17,9 @@ inside a batch (the client retries no inner call) are re-queued with backoff.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from googleapiclient.http import HttpRequest
 
 from monolyth_pipelines.domain.gmail import (
@@ -30,20 +27,19 @@ from monolyth_pipelines.domain.gmail import (
     THREAD_FULL_FIELDS,
     THREAD_METADATA_FIELDS,
     AttachmentRule,
-    attachment_external_id,
     decide_thread,
-    find_attachments,
-    select_attachments,
     to_message_record,
 )
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.batching import BatchCall, Batcher
 from monolyth_pipelines.google.credentials import scopes_of
-from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
-from monolyth_pipelines.store import files, jobs, sync_state, vault
-from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync
+from monolyth_pipelines.store import files, sync_state
+from monolyth_pipelines.sync.gmail_attachments import GmailAttachments
+from monolyth_pipelines.sync.pages import CursorAt, PageWrite, begin_sweep, empty_sweep_warning
+from monolyth_pipelines.sync.run import PagedSync, SyncRun
 
 PROVIDER = "gmail"
 KIND = "gmail_import"
@@ -52,8 +48,6 @@ CORPUS = "gmail"
 # Google refuses a batch of more than 100 calls outright; GmailLimits.batch_size (50, Google's
 # advice for Gmail) is normally the tighter bound.
 MAX_BATCH_CALLS = 100
-# attachments.get answers carry the content (base64, a third larger): bound one batch's reply.
-ATTACHMENT_BATCH_BYTES = 32 * 1024 * 1024
 PAGE_SIZE = 500  # the maximum for threads.list and history.list
 
 HISTORY_FIELDS = (
@@ -70,22 +64,19 @@ _FULL_FORMAT_SCOPES = frozenset(
         "https://www.googleapis.com/auth/gmail.modify",
     }
 )
-SKIP_ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
 
 
-@dataclass
-class GmailSync(PagedSync):
-    limits: GmailLimits
-    pacer: Pacer | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
+class GmailSync(GmailAttachments, PagedSync):
+    def __init__(self, run: SyncRun, pacer: Pacer | None = None) -> None:
+        super().__init__(run)
+        assert isinstance(run.limits, GmailLimits)
+        self.limits: GmailLimits = run.limits
         # Resource objects are rebuilt from the discovery document on every access: build once.
         self.users = self.clients.gmail().users()
         self.threads_api = self.users.threads()
-        self.quota = QuotaGate(self.pacer or Pacer.for_gmail(self.limits))
+        self.quota = QuotaGate(pacer or Pacer.for_gmail(self.limits))
         self.rule = AttachmentRule.from_limits(self.limits)
-        scopes = set(scopes_of(self.token_json))
+        scopes = set(scopes_of(self.account.token_json or {}))
         # A gmail.metadata grant refuses format=full; the sync still works, without attachments.
         metadata_grant = bool(scopes) and not scopes & _FULL_FORMAT_SCOPES
         wants_parts = self.limits.attachment_metadata or bool(self.rule.mime_types)
@@ -155,32 +146,31 @@ class GmailSync(PagedSync):
         return self._label_id
 
     # --- entry ----------------------------------------------------------------------------------
-    def sync(self) -> None:
+    def pages(self) -> Iterator[PageWrite]:
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, CORPUS)
-            previous = jobs.last_completed_job(conn, self.account_id, KIND)
         if state is None or not state.cursor or state.sweep_in_progress:
             self.counters.mode = "full"
-            self._full_pull(force_reconcile=False)
+            yield from self._full_pull(force_reconcile=False)
             return
-        previous_label = ((previous.meta_json or {}).get("settings") or {}).get("label") if previous else None
-        if previous_label not in (None, self.limits.label):
+        if self.limits.changed_settings(self.run.previous_settings):
             # The stored rows and cursor belong to another label: pull this one and reconcile.
+            previous_label = self.run.previous_settings.get("label")
             self.counters.warnings.append(
                 f"label changed from {previous_label!r} to {self.limits.label!r}: full pull"
             )
             self.counters.mode = "full"
         else:
             self.counters.mode = "incremental"
-            if self._incremental(state.cursor):
+            if (yield from self._incremental(state.cursor)):
                 return
             self.counters.mode = "full_after_invalid_cursor"
         with self.engine.begin() as conn:
             sync_state.drop_cursor(conn, self.account_id, CORPUS)
-        self._full_pull(force_reconcile=True)
+        yield from self._full_pull(force_reconcile=True)
 
     # --- full pull ------------------------------------------------------------------------------
-    def _full_pull(self, *, force_reconcile: bool) -> None:
+    def _full_pull(self, *, force_reconcile: bool) -> Iterator[PageWrite]:
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, CORPUS)
             live_before = files.count_live(conn, self.account_id)
@@ -193,38 +183,26 @@ class GmailSync(PagedSync):
             history_id = state.sweep_cursor
         else:
             history_id = str(self._profile()["historyId"])
-        reconcile = force_reconcile or live_before > 0
         with self.engine.begin() as conn:
-            sweep_id = sync_state.begin_sweep(
-                conn, self.account_id, CORPUS, sweep_cursor=history_id, reconcile=reconcile
+            sweep = begin_sweep(
+                conn,
+                self.account_id,
+                CORPUS,
+                start_cursor=history_id,
+                reconcile=force_reconcile or live_before > 0,
+                live_before=live_before,
+                seen_at_start=self.counters.seen,
             )
-        assert sweep_id is not None
-        seen_before = self.counters.seen
-
-        def seen(conn: sa.Connection, stored: list[str]) -> None:
-            if reconcile:
-                files.record_sweep_seen(conn, self.account_id, sweep_id, stored)
-
         calls = (self._thread_call(thread_id) for thread_id in self._list_threads(label_id))
         for answers in self._batcher("threads.get").run(calls):
-            self._store_threads([a.response for a in answers], label_id, extra=seen)
-
-        def finish(conn: sa.Connection) -> None:
-            if reconcile:
-                gone = files.tombstone_unseen(
-                    conn, self.account_id, sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value
-                )
-                if gone:
-                    self.counters.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
-            sync_state.finish_sweep(conn, self.account_id, CORPUS)
-
-        self._commit_page(finish)
-        self.counters.pages -= 1  # the finishing commit is not a page
-        if self.counters.seen == seen_before and live_before >= LOUD_DROP_THRESHOLD:
-            self.counters.warnings.append(
-                f"full pull of label {self.limits.label!r} saw 0 messages where the account held "
-                f"{live_before} live messages"
-            )
+            records, tombstones = self._threads([a.response for a in answers], label_id)
+            yield sweep.page(records, tombstones)
+        yield sweep.done()
+        warning = empty_sweep_warning(
+            sweep, self.counters.seen, f"full pull of label {self.limits.label!r}", "messages"
+        )
+        if warning is not None:
+            self.counters.warnings.append(warning)
 
     def _list_threads(self, label_id: str) -> Iterator[str]:
         """The label's newest ``max_threads`` thread ids, one list page at a time, on demand."""
@@ -268,7 +246,7 @@ class GmailSync(PagedSync):
         return BatchCall(thread_id, build)
 
     # --- incremental ----------------------------------------------------------------------------
-    def _incremental(self, cursor: str) -> bool:
+    def _incremental(self, cursor: str) -> Generator[PageWrite, None, bool]:
         """Apply history.list from ``cursor``; False when Gmail no longer has that history."""
         page_token: str | None = None
         position = cursor
@@ -297,12 +275,12 @@ class GmailSync(PagedSync):
                 position = str(resp["historyId"])
             elif records:
                 position = str(records[-1]["id"])
-            self._apply_history(records, position)
+            yield from self._apply_history(records, position)
             if not next_token:
                 return True
             page_token = next_token
 
-    def _apply_history(self, records: list[dict[str, Any]], after: str) -> None:
+    def _apply_history(self, records: list[dict[str, Any]], after: str) -> Iterator[PageWrite]:
         deleted: list[str] = []
         wanted: dict[str, None] = {}  # thread ids to fetch again, in first-seen order
         maybe: set[str] = set()  # threads that matter only if we store them already
@@ -333,27 +311,18 @@ class GmailSync(PagedSync):
 
         calls = (self._thread_call(thread_id) for thread_id in wanted)
         for answers in self._batcher("threads.get").run(calls):
-            self._store_threads([a.response for a in answers], label_id)
-
-        def finish(conn: sa.Connection) -> None:
-            self.counters.tombstoned.update(
-                files.tombstone_files(
-                    conn, self.account_id, [Tombstone(m, TombstoneReason.DELETED) for m in deleted]
-                )
-            )
-            sync_state.advance_cursor(conn, self.account_id, CORPUS, after)
-
-        self._commit_page(finish)
+            records, tombstones = self._threads([a.response for a in answers], label_id)
+            yield PageWrite(records=records, tombstones=tombstones)
+        yield PageWrite(
+            tombstones=[Tombstone(m, TombstoneReason.DELETED) for m in deleted],
+            position=CursorAt(CORPUS, after),
+        )
 
     # --- persistence ----------------------------------------------------------------------------
-    def _store_threads(
-        self,
-        threads: list[Mapping[str, Any] | None],
-        label_id: str,
-        *,
-        extra: Callable[[sa.Connection, list[str]], None] | None = None,
-    ) -> None:
-        """One batch of threads.get answers: rows, tombstones and attachments, in one commit."""
+    def _threads(
+        self, threads: list[Mapping[str, Any] | None], label_id: str
+    ) -> tuple[list[FileRecord], list[Tombstone]]:
+        """One batch of threads.get answers: its rows and tombstones, attachments already in Vault."""
         kept: list[Mapping[str, Any]] = []
         tombstones: list[Tombstone] = []
         for thread in threads:
@@ -365,75 +334,4 @@ class GmailSync(PagedSync):
         records: list[FileRecord] = [to_message_record(m, account=address) for m in kept]
         # Before the commit: a crash then re-plans the same messages, and Vault keeps what landed.
         self._import_attachments(kept)
-
-        def write(conn: sa.Connection) -> None:
-            self._write_records(conn, records)
-            self.counters.tombstoned.update(files.tombstone_files(conn, self.account_id, tombstones))
-            if extra is not None:
-                extra(conn, [r.external_id for r in records])
-
-        self._commit_page(write)
-
-    def _import_attachments(self, messages: list[Mapping[str, Any]]) -> None:
-        """Selective import: the rule's attachments into Vault, each fetched once ever."""
-        if not self.rule.mime_types or not messages:
-            return
-        wanted: dict[str, tuple[str, Mapping[str, Any]]] = {}
-        for message in messages:
-            for attachment in select_attachments(self.rule, find_attachments(message)):
-                wanted[attachment_external_id(str(message["id"]), attachment)] = (
-                    str(message["id"]),
-                    attachment,
-                )
-        if not wanted:
-            return
-        with self.engine.connect() as conn:
-            have = vault.existing_external_ids(conn, self.owner_id, PROVIDER, list(wanted))
-        calls: list[BatchCall] = []
-        attachments_api = self.users.messages().attachments()
-        for vault_id, (message_id, attachment) in wanted.items():
-            if vault_id in have:
-                continue
-            attachment_id = attachment.get("attachmentId")
-            if not attachment_id:
-                self.counters.skip(SKIP_ATTACHMENT_UNAVAILABLE, vault_id)
-                continue
-
-            def build(message_id: str = message_id, attachment_id: str = str(attachment_id)) -> HttpRequest:
-                return attachments_api.get(userId="me", messageId=message_id, id=attachment_id)
-
-            calls.append(
-                BatchCall(
-                    vault_id, build, weight=attachment.get("size") or 0, context=(message_id, attachment)
-                )
-            )
-        batcher = self._batcher(
-            "attachments.get",
-            max_weight=ATTACHMENT_BATCH_BYTES,
-            # The message or part went away since threads.get: that attachment, not the run.
-            tolerated=frozenset({ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST}),
-        )
-        for answers in batcher.run(calls):
-            documents = []
-            for answer in answers:
-                if answer.error is not None or not answer.response.get("data"):
-                    self.counters.skip(SKIP_ATTACHMENT_UNAVAILABLE, answer.call.key)
-                    continue
-                message_id, attachment = answer.call.context
-                data = answer.response["data"]
-                documents.append(
-                    vault.VaultDocument(
-                        owner_id=self.owner_id,
-                        source=PROVIDER,
-                        external_id=answer.call.key,
-                        title=attachment.get("filename"),
-                        mime=attachment.get("mimeType"),
-                        content=base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)),
-                        account_id=self.account_id,
-                        parent_external_id=message_id,
-                    )
-                )
-            with self.engine.begin() as conn:
-                for document in documents:
-                    vault.upsert_document(conn, document)
-            self.counters.vault_imported += len(documents)
+        return records, tombstones

@@ -23,9 +23,10 @@ import google_auth_httplib2
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.probe import shared_drive_id
+from monolyth_pipelines.errors import ErrorCode
 from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp, shared_api
 from monolyth_pipelines.google.credentials import credentials_from_token_json, token_json_after_refresh
-from monolyth_pipelines.google.errors import ErrorCode, classify_exception
+from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.settings import FreshnessSettings, GoogleEndpoints
 from monolyth_pipelines.store import accounts, probe_queries, push_channels
 from monolyth_pipelines.store.push_channels import Channel, CorpusToWatch

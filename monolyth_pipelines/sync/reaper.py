@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.google.errors import ErrorCode
+from monolyth_pipelines.errors import ErrorCode
 from monolyth_pipelines.store import automation_queries as q
 from monolyth_pipelines.store.jobs import Job
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus

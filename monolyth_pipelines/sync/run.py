@@ -1,110 +1,50 @@
 """One sync run of one account, independent of the provider: the connector_jobs row, the
-activity events, the counters, and the rules for failing honestly.
+activity events, the counters, the page commits, and the rules for failing honestly.
 
-Drive and Gmail differ only in their fetch loops; everything a run records goes through here.
+Drive and Gmail differ only in their fetch loops, which yield ``PageWrite``s; everything a run
+records goes through here, and ``SyncRun.commit_page`` is the one place a page is written.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from googleapiclient.http import HttpRequest
 
-from monolyth_pipelines.domain.records import FileRecord
-from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.domain.records import TombstoneReason
+from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.credentials import token_json_after_refresh
-from monolyth_pipelines.google.errors import ErrorCode, SyncError, safe_message
 from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
-from monolyth_pipelines.store import accounts, events, files, jobs, vault
+from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
+from monolyth_pipelines.store.dialect import page_transaction
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
+from monolyth_pipelines.sync.pages import (
+    LOUD_DROP_THRESHOLD,
+    CursorAt,
+    PageWrite,
+    SweepDone,
+    SweepPage,
+    finish_sweep,
+)
 
-# How many skipped ids per reason a job row keeps; the counts are always complete.
-SKIPPED_IDS_KEPT = 100
+if TYPE_CHECKING:
+    from monolyth_pipelines.google.clients import GoogleClients
+    from monolyth_pipelines.providers import Limits
+
+__all__ = ["LOUD_DROP_THRESHOLD", "PageWrite", "PagedSync", "RunIdentity", "SyncCounters", "SyncRun"]
+
 # A running job whose run shows no sign of life for this long is taken over by the next run.
 DEFAULT_STALE_AFTER = timedelta(minutes=10)
-# Below this many live items a drop to zero is not alarming enough to shout about.
-LOUD_DROP_THRESHOLD = 100
-
-
-@dataclass
-class SyncCounters:
-    """What a run saw and did; lands in meta_json, Dagster metadata and the completed event."""
-
-    seen: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    restored: int = 0
-    tombstoned: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)
-    skipped_ids: dict[str, list[str]] = field(default_factory=dict)
-    pages: int = 0
-    retries: int = 0
-    vault_imported: int = 0
-    mode: str = ""  # "full", "incremental", "full_after_invalid_cursor"
-    limit_reached: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-    @classmethod
-    def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:
-        """The counters an earlier attempt of the same run left in the job row (``as_meta``)."""
-        c = (meta or {}).get("counters") or {}
-        return cls(
-            seen=c.get("seen", 0),
-            inserted=c.get("inserted", 0),
-            updated=c.get("updated", 0),
-            unchanged=c.get("unchanged", 0),
-            restored=c.get("restored", 0),
-            tombstoned=Counter(c.get("tombstoned") or {}),
-            skipped=Counter(c.get("skipped") or {}),
-            skipped_ids={k: list(v) for k, v in (c.get("skipped_ids") or {}).items()},
-            pages=c.get("pages", 0),
-            retries=c.get("retries", 0),
-            vault_imported=c.get("vault_imported", 0),
-            mode=c.get("mode", ""),
-            limit_reached=c.get("limit_reached", False),
-            warnings=list(c.get("warnings") or []),
-        )
-
-    def skip(self, reason: str, external_id: str) -> None:
-        self.skipped[reason] += 1
-        kept = self.skipped_ids.setdefault(reason, [])
-        if len(kept) < SKIPPED_IDS_KEPT:
-            kept.append(external_id)
-
-    @property
-    def stored(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
-    def as_meta(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "seen": self.seen,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "restored": self.restored,
-            "tombstoned": dict(self.tombstoned),
-            "tombstoned_total": sum(self.tombstoned.values()),
-            "skipped": dict(self.skipped),
-            "skipped_total": sum(self.skipped.values()),
-            "skipped_ids": self.skipped_ids,
-            "pages": self.pages,
-            "retries": self.retries,
-            "vault_imported": self.vault_imported,
-            "limit_reached": self.limit_reached,
-            "warnings": self.warnings,
-        }
 
 
 @dataclass(frozen=True)
@@ -117,32 +57,53 @@ class RunIdentity:
     job_id: uuid.UUID | None = None  # handed over by the Sync-now sensor
 
 
+@dataclass
+class AccountContext:
+    """The account a run syncs, loaded once by ``SyncRun.start``."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    provider: str
+    status: str
+    token_json: dict[str, Any] | None
+
+    def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
+        return f"AccountContext(id={self.id}, provider={self.provider}, status={self.status})"
+
+
 class AccountNotSyncable(SyncError):
     pass
 
 
 class SyncRun:
-    """The lifecycle of one run: start → (heartbeat per page) → complete | fail."""
+    """The lifecycle of one run: start → commit_page per page → complete | fail."""
 
     def __init__(
         self,
         engine: sa.Engine,
         identity: RunIdentity,
         *,
-        settings_meta: dict[str, Any],
+        limits: Limits | None = None,
+        settings_meta: dict[str, Any] | None = None,
         is_run_alive: Callable[[str], bool] | None = None,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.identity = identity
-        self.settings_meta = settings_meta
+        self.limits = limits
+        self.settings_meta = limits.settings_meta() if limits is not None else (settings_meta or {})
         self.is_run_alive = is_run_alive or (lambda _run_id: True)
         self.stale_after = stale_after
         self.counters = SyncCounters()
-        self.api_calls: Callable[[], int] = lambda: 0
         self.log = log or (lambda _msg: None)
         self.job: jobs.Job | None = None
+        self.account: AccountContext | None = None
+        # The settings the last completed run of this account and kind used ({} if none).
+        self.previous_settings: dict[str, Any] = {}
+        # Set by whoever builds the Google clients after ``start`` (the asset).
+        self.clients: GoogleClients | None = None
+        self.policy = Backoff()
         self._started = time.monotonic()
 
     # --- meta -----------------------------------------------------------------------------------
@@ -152,7 +113,7 @@ class SyncRun:
             "provider": self.identity.provider,
             "settings": self.settings_meta,
             "counters": self.counters.as_meta(),
-            "api_calls": self.api_calls(),
+            "api_calls": self.clients.api_requests if self.clients is not None else 0,
             "duration_ms": self.duration_ms,
             **extra,
         }
@@ -170,23 +131,33 @@ class SyncRun:
     def start(self) -> jobs.Job:
         ident = self.identity
         with self.engine.begin() as conn:
-            account = accounts.get_account(conn, ident.account_id)
-            if account is None:
+            found = accounts.get_account(conn, ident.account_id)
+            if found is None:
                 raise AccountNotSyncable(ErrorCode.NOT_FOUND, f"account {ident.account_id} does not exist")
-            if account.provider != ident.provider:
+            if found.provider != ident.provider:
                 raise AccountNotSyncable(
-                    ErrorCode.BAD_REQUEST, f"account {ident.account_id} is a {account.provider} account"
+                    ErrorCode.BAD_REQUEST, f"account {ident.account_id} is a {found.provider} account"
                 )
-            self._reap_dead_holder(conn)
-            before = (
-                jobs.get_job(conn, ident.job_id)
-                if ident.job_id
-                else jobs.open_job(conn, ident.account_id, ident.kind)
+            self.account = AccountContext(
+                id=found.id,
+                owner_id=found.owner_id,
+                provider=found.provider,
+                status=found.status,
+                token_json=accounts.get_token_json(conn, ident.account_id),
             )
-            if before is not None and before.status == JobStatus.RUNNING and before.run_id == ident.run_id:
+            held = jobs.open_job(conn, ident.account_id, ident.kind)
+            if self._reap_dead_holder(conn, held):
+                held = None
+            before = held if ident.job_id is None or (held and held.id == ident.job_id) else None
+            if ident.job_id is not None and before is None:
+                before = jobs.get_job(conn, ident.job_id)
+            ours = before is not None and before.status == JobStatus.RUNNING and before.run_id == ident.run_id
+            if ours:
                 # A step retry of this run: pages the earlier attempt committed are not fetched
                 # again, so its counters carry on instead of starting from zero.
-                self.counters = SyncCounters.resumed(before.meta_json)
+                self.counters = SyncCounters.resumed(before.meta_json if before else None)
+            previous = jobs.last_completed_job(conn, ident.account_id, ident.kind)
+            self.previous_settings = ((previous.meta_json or {}).get("settings") or {}) if previous else {}
             self.job = jobs.start_job(
                 conn,
                 account_id=ident.account_id,
@@ -195,38 +166,103 @@ class SyncRun:
                 attempt=ident.attempt,
                 job_id=ident.job_id,
                 meta=self.meta(),
+                current=before,
             )
             # A step retry re-enters with the row already running for this run: one started event per job.
-            if before is None or before.status != JobStatus.RUNNING or before.run_id != ident.run_id:
+            if not ours:
                 events.log_event(
                     conn,
                     Event.SYNC_STARTED,
                     {"provider": ident.provider, "account_id": ident.account_id, "run_id": ident.run_id},
                 )
         self.log(f"job {self.job.id} running (attempt {ident.attempt})")
-        if account.status != AccountStatus.CONNECTED:
+        if found.status != AccountStatus.CONNECTED:
             # Raised after the commit, so the refused run is a job row of its own and
             # "why did nothing sync" has an answer in the table.
-            code = ErrorCode.AUTH_REVOKED if account.status == AccountStatus.ERROR else ErrorCode.BAD_REQUEST
-            raise AccountNotSyncable(code, f"account {ident.account_id} is {account.status}, not connected")
+            code = ErrorCode.AUTH_REVOKED if found.status == AccountStatus.ERROR else ErrorCode.BAD_REQUEST
+            raise AccountNotSyncable(code, f"account {ident.account_id} is {found.status}, not connected")
+        if not self.account.token_json:
+            raise SyncError(ErrorCode.AUTH_REVOKED, "account has no stored OAuth tokens; reconnect it")
         return self.job
 
-    def _reap_dead_holder(self, conn: sa.Connection) -> None:
+    def _reap_dead_holder(self, conn: sa.Connection, held: jobs.Job | None) -> bool:
         """A job left running by a run that died (process killed) must not block the account forever."""
         ident = self.identity
-        held = jobs.open_job(conn, ident.account_id, ident.kind)
         if held is None or held.status != JobStatus.RUNNING or held.run_id in (None, ident.run_id):
-            return
+            return False
         stale = utcnow() - held.updated_at > self.stale_after
         if held.run_id is not None and self.is_run_alive(held.run_id) and not stale:
-            return
+            return False
         reap_job(conn, held, "the run holding this job stopped without finishing it (process killed or lost)")
         self.log(f"took over job {held.id} from dead run {held.run_id}")
+        return True
 
     def heartbeat(self, conn: sa.Connection) -> None:
         """Called inside each page's transaction: progress stays visible and proves the run alive."""
         jobs.update_meta(conn, self.job_id, self.meta())
 
+    # --- pages ------------------------------------------------------------------------------------
+    def commit_pages(self, pages: Iterable[PageWrite]) -> None:
+        """Drive a fetch loop: each page it yields is committed before it fetches the next."""
+        iterator = iter(pages)
+        try:
+            for page in iterator:
+                self.commit_page(page)
+        finally:
+            # On a failed commit the loop stops now (its prefetch thread too), not when collected.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def commit_page(self, page: PageWrite) -> None:
+        """The one place a page is written: its rows, tombstones, sweep ids and position, a
+        refreshed token and the heartbeat, in one transaction."""
+        assert self.account is not None, "run not started"
+        account_id, c = self.account.id, self.counters
+        with page_transaction(self.engine) as conn:
+            if page.records:
+                counts = files.upsert_files(conn, account_id, self.identity.provider, page.records)
+                c.inserted += counts.inserted
+                c.updated += counts.updated
+                c.unchanged += counts.unchanged
+                c.restored += counts.restored
+            if page.tombstones:
+                c.tombstoned.update(files.tombstone_files(conn, account_id, list(page.tombstones)))
+            for drive_id in page.drives_removed:
+                c.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
+                    conn, account_id, drive_id, TombstoneReason.ACCESS_LOST.value
+                )
+            if page.sweep_id is not None:
+                files.record_sweep_seen(conn, account_id, page.sweep_id, page.seen)
+            position = page.position
+            if isinstance(position, SweepPage):
+                sync_state.save_sweep_page(conn, account_id, position.corpus, position.next_token)
+            elif isinstance(position, CursorAt):
+                sync_state.advance_cursor(conn, account_id, position.corpus, position.cursor)
+            elif isinstance(position, SweepDone):
+                gone = finish_sweep(conn, account_id, position.sweep)
+                if gone:
+                    c.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
+            self._save_refreshed_token(conn)
+            if page.counts_as_page:
+                c.pages += 1
+            self.heartbeat(conn)
+
+    def _save_refreshed_token(self, conn: sa.Connection) -> None:
+        assert self.account is not None and self.account.token_json is not None
+        if self.clients is None:
+            return
+        token_json = self.account.token_json
+        refreshed = token_json_after_refresh(token_json, self.clients.credentials)
+        if refreshed is None:
+            return
+        if not accounts.save_token_json(
+            conn, self.account.id, refreshed, expected_refresh_token=token_json.get("refresh_token")
+        ):
+            self.log("the account was reconnected during this run; its new tokens are kept")
+        self.account.token_json = refreshed
+
+    # --- outcome ----------------------------------------------------------------------------------
     def complete(self) -> dict[str, Any]:
         ident = self.identity
         meta = self.meta()
@@ -280,23 +316,26 @@ class SyncRun:
             )
 
 
-@dataclass
 class PagedSync:
-    """What every provider's fetch loop shares: Google calls retried with backoff, and page
-    commits that carry the page's rows, its cursor, a refreshed token and the heartbeat in one
-    transaction. A provider subclasses it and adds its own loop."""
+    """What every provider's fetch loop shares: the run's context and Google calls retried with
+    backoff. A provider subclasses it and implements ``pages()``."""
 
-    run: SyncRun
-    clients: GoogleClients
-    policy: Backoff
-    owner_id: uuid.UUID
-    token_json: dict[str, Any]
+    def __init__(self, run: SyncRun) -> None:
+        assert run.account is not None and run.clients is not None, "start the run and attach clients first"
+        self.run = run
+        self.engine: sa.Engine = run.engine
+        self.account = run.account
+        self.account_id = run.account.id
+        self.owner_id = run.account.owner_id
+        self.clients = run.clients
+        self.policy = run.policy
+        self.counters = run.counters
 
-    def __post_init__(self) -> None:
-        self.engine: sa.Engine = self.run.engine
-        self.account_id = self.run.identity.account_id
-        self.counters = self.run.counters
-        self.run.api_calls = lambda: self.clients.api_requests
+    def pages(self) -> Iterable[PageWrite]:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        self.run.commit_pages(self.pages())
 
     def _count_retry(self, _event: RetryEvent) -> None:
         self.counters.retries += 1
@@ -314,35 +353,6 @@ class PagedSync:
                 return request.execute()
 
         return call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
-
-    def _commit_page(self, write: Callable[[sa.Connection], None]) -> None:
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # A page's rows and the cursor that covers them commit together, so losing the
-                # last commits in a server crash only means fetching those pages again: the
-                # WAL flush at every page commit buys nothing here.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            write(conn)
-            refreshed = token_json_after_refresh(self.token_json, self.clients.credentials)
-            if refreshed is not None:
-                if not accounts.save_token_json(
-                    conn,
-                    self.account_id,
-                    refreshed,
-                    expected_refresh_token=self.token_json.get("refresh_token"),
-                ):
-                    self.run.log("the account was reconnected during this run; its new tokens are kept")
-                self.token_json = refreshed
-            self.counters.pages += 1
-            self.run.heartbeat(conn)
-
-    def _write_records(self, conn: sa.Connection, records: list[FileRecord]) -> files.UpsertCounts:
-        counts = files.upsert_files(conn, self.account_id, self.run.identity.provider, records)
-        self.counters.inserted += counts.inserted
-        self.counters.updated += counts.updated
-        self.counters.unchanged += counts.unchanged
-        self.counters.restored += counts.restored
-        return counts
 
 
 def reap_job(conn: sa.Connection, job: jobs.Job, reason: str, error_code: str = "run_died") -> bool:

@@ -26,18 +26,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from monolyth_pipelines import providers
 from monolyth_pipelines.settings import FreshnessSettings
 from monolyth_pipelines.store import jobs, push_channels, sync_state
-from monolyth_pipelines.store.schema import AccountStatus, JobKind, Provider, connector_accounts
+from monolyth_pipelines.store.schema import AccountStatus, Provider, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.sync.push import DRIVE_PATH, GMAIL_PATH
 
 logger = logging.getLogger(__name__)
 
-KIND = {
-    Provider.GOOGLE_DRIVE.value: JobKind.DRIVE_IMPORT.value,
-    Provider.GMAIL.value: JobKind.GMAIL_IMPORT.value,
-}
 TRIGGER_PUSH = "push"
 
 
@@ -71,7 +68,7 @@ def _queue(engine: sa.Engine, channel: push_channels.Channel) -> str:
         push_channels.touch(conn, channel.id, now)
         if status != AccountStatus.CONNECTED.value:
             return "ignored"
-        kind = KIND[channel.provider]
+        kind = providers.get(channel.provider).kind
         job_id, created = jobs.request_sync(conn, channel.account_id, kind)
         if created:
             jobs.update_meta(conn, job_id, {"requested_by": TRIGGER_PUSH})

@@ -150,8 +150,9 @@ def test_one_run_per_account_at_a_time_in_the_run_queue(
     engine = app_env
     slow = google.account("slow@example.com", files=40)
     other = google.account("other@example.com", files=10)
-    # files.list answers slowly for this account, so its run is still going at the next dequeue.
-    google.emu.faults.latency(5.0, endpoint="drive.files.list", account=slow.email)
+    # files.list answers slowly for this account, so its run is still going at the next dequeue
+    # (with room for a loaded machine, where two sensor ticks can take several seconds).
+    google.emu.faults.latency(15.0, endpoint="drive.files.list", account=slow.email)
     busy = connect_account(engine, token_json=google.token_json(slow))
     workers.tick(2)
     [first] = workers.runs()

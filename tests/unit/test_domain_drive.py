@@ -242,7 +242,6 @@ def test_trashed_file_change_tombstones_as_trashed() -> None:
     decision = decide_change(_file_change({**PDF, "trashed": True}), LIMITS)
     assert decision.action is ChangeAction.TOMBSTONE
     assert decision.tombstone == Tombstone("pdf-1", TombstoneReason.TRASHED)
-    assert decision.inferred is False
 
 
 def test_file_that_changed_type_out_of_scope_is_tombstoned_unsupported() -> None:
@@ -265,8 +264,6 @@ def test_removed_after_being_trashed_is_deleted() -> None:
     prior = PriorState.from_row(to_file_record(PDF).meta, TombstoneReason.TRASHED.value)
     decision = decide_change(_removed(), LIMITS, prior)
     assert decision.tombstone == Tombstone("pdf-1", TombstoneReason.DELETED)
-    assert decision.inferred is True
-    assert decision.needs_lookup is False
 
 
 def test_removed_own_my_drive_file_is_deleted() -> None:
@@ -279,8 +276,6 @@ def test_removed_file_owned_by_someone_else_is_access_lost_and_may_be_looked_up(
     prior = PriorState.from_row({**to_file_record(PDF).meta, "ownedByMe": False}, None)
     decision = decide_change(_removed(), LIMITS, prior)
     assert decision.tombstone == Tombstone("pdf-1", TombstoneReason.ACCESS_LOST)
-    assert decision.inferred is True
-    assert decision.needs_lookup is True
 
 
 def test_removed_unknown_file_defaults_to_access_lost() -> None:
@@ -304,7 +299,6 @@ def test_lookup_finding_the_file_overrides_the_inference() -> None:
 def test_lookup_404_keeps_access_lost_and_stops_asking() -> None:
     decision = decide_lookup("pdf-1", 404, None, LIMITS)
     assert decision.tombstone == Tombstone("pdf-1", TombstoneReason.ACCESS_LOST)
-    assert decision.needs_lookup is False
     trashed_before = decide_lookup("pdf-1", 404, None, LIMITS, PriorState(trashed=True))
     assert trashed_before.tombstone == Tombstone("pdf-1", TombstoneReason.DELETED)
 

@@ -1,0 +1,128 @@
+"""Pages as data: what a fetch loop hands to ``SyncRun.commit_page``, and the full-sweep
+bookkeeping both connectors share (begin or resume, and one finish).
+
+A fetch loop never opens a write transaction for a page itself: it yields a ``PageWrite`` and
+the run commits the rows, the tombstones, the sweep's seen ids and the new position together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
+from monolyth_pipelines.store import files, sync_state
+
+# Below this many live items a drop to zero is not alarming enough to shout about.
+LOUD_DROP_THRESHOLD = 100
+
+
+@dataclass(frozen=True)
+class SweepPage:
+    """A listing page of a sweep is stored: resume after ``next_token`` (None: the last page)."""
+
+    corpus: str
+    next_token: str | None
+
+
+@dataclass(frozen=True)
+class CursorAt:
+    """An incremental page is stored: the feed resumes at ``cursor``."""
+
+    corpus: str
+    cursor: str
+
+
+@dataclass(frozen=True)
+class SweepDone:
+    """The listing ended: tombstone what a reconciling sweep did not see, make its start cursor current."""
+
+    sweep: Sweep
+
+
+@dataclass
+class PageWrite:
+    """One transaction's worth of a sync: rows, tombstones, sweep ids seen and the new position."""
+
+    records: Sequence[FileRecord] = ()
+    tombstones: Sequence[Tombstone] = ()
+    drives_removed: Sequence[str] = ()  # shared drives the account lost: their rows are access_lost
+    sweep_id: uuid.UUID | None = None  # with ``seen``: the reconciling sweep these ids count for
+    seen: Sequence[str] = ()
+    position: SweepPage | CursorAt | SweepDone | None = None
+    counts_as_page: bool = True
+
+
+@dataclass
+class Sweep:
+    """A full listing of one corpus, from its ``connector_sync_state`` row."""
+
+    corpus: str
+    sweep_id: uuid.UUID
+    start_cursor: str  # the change position taken before listing: current once the sweep ends
+    reconcile: bool
+    live_before: int
+    page_token: str | None = None  # where a resumed listing continues
+    resumed: bool = False
+    scope: sa.ColumnElement[bool] | None = None  # the rows this corpus owns (reconcile, warnings)
+    seen_at_start: int = 0
+
+    def page(self, records: Sequence[FileRecord], tombstones: Sequence[Tombstone] = ()) -> PageWrite:
+        """Rows this sweep stored. Only a reconciling sweep notes what it saw: the others
+        tombstone nothing at the end."""
+        return PageWrite(
+            records=records,
+            tombstones=tombstones,
+            sweep_id=self.sweep_id if self.reconcile else None,
+            seen=[r.external_id for r in records] if self.reconcile else (),
+        )
+
+    def listing_page(self, records: Sequence[FileRecord], next_token: str | None) -> PageWrite:
+        """A listing page and where the listing resumes (None: it ended)."""
+        page = self.page(records)
+        page.position = SweepPage(self.corpus, next_token)
+        return page
+
+    def done(self) -> PageWrite:
+        return PageWrite(position=SweepDone(self), counts_as_page=False)
+
+
+def begin_sweep(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    corpus: str,
+    *,
+    start_cursor: str,
+    reconcile: bool,
+    live_before: int,
+    scope: sa.ColumnElement[bool] | None = None,
+    seen_at_start: int = 0,
+) -> Sweep:
+    sweep_id = sync_state.begin_sweep(
+        conn, account_id, corpus, sweep_cursor=start_cursor, reconcile=reconcile
+    )
+    assert sweep_id is not None
+    return Sweep(
+        corpus, sweep_id, start_cursor, reconcile, live_before, scope=scope, seen_at_start=seen_at_start
+    )
+
+
+def finish_sweep(conn: sa.Connection, account_id: uuid.UUID, sweep: Sweep) -> int:
+    """Inside the finishing page's transaction; returns the rows tombstoned as not seen."""
+    gone = 0
+    if sweep.reconcile:
+        gone = files.tombstone_unseen(
+            conn, account_id, sweep.sweep_id, TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value, scope=sweep.scope
+        )
+    sync_state.finish_sweep(conn, account_id, sweep.corpus)
+    return gone
+
+
+def empty_sweep_warning(sweep: Sweep, seen_now: int, what: str, items: str) -> str | None:
+    """A sweep that saw nothing where many rows lived must not pass as a quiet success."""
+    if seen_now == sweep.seen_at_start and sweep.live_before >= LOUD_DROP_THRESHOLD:
+        return f"{what} saw 0 {items} where the account held {sweep.live_before} live {items}"
+    return None
