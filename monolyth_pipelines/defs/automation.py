@@ -24,6 +24,7 @@ from monolyth_pipelines import providers, settings
 from monolyth_pipelines.defs.factory import build_asset
 from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID, TAG_PROVIDER, partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource
+from monolyth_pipelines.defs.run_queue import waiting_runs
 from monolyth_pipelines.store import automation_queries as q
 from monolyth_pipelines.sync import probe, reaper
 
@@ -43,14 +44,11 @@ class Cadence:
 
 # Oldest pending rows examined per tick (one query); the rest wait for a later tick.
 MAX_REQUESTS_PER_TICK = 1000
-# Runs are launched as fast as the run queue starts them: per provider, a tick tops the queue up to
-# QUEUED_RUNS_PER_PROVIDER runs waiting (QUEUED / NOT_STARTED), and the QueuedRunCoordinator's
-# per-provider and per-account limits (dagster.yaml) decide when each starts. A deeper queue would
-# only cost the daemon 0.1-0.9 s of storage work per run (bench/orchestration.py) for runs that
-# wait minutes anyway; the backlog waits as pending rows in connector_jobs instead.
+# Runs go out as fast as the run queue starts them: a tick tops each provider's queue up to this
+# many waiting runs and the QueuedRunCoordinator's limits (dagster.yaml) throttle; a deeper queue
+# only costs the daemon storage work per run (bench/orchestration.py). MAX_RUNS_PER_TICK bounds a
+# tick whatever the queue.
 QUEUED_RUNS_PER_PROVIDER = 20
-# Upper bound on runs launched per tick, whatever the queue, so one tick stays well inside Dagster's
-# tick time.
 MAX_RUNS_PER_TICK = 100
 
 SYNC_REQUESTS_INTERVAL_SECONDS = 15
@@ -120,16 +118,6 @@ def _missing_partitions(
     return [key for key in dict.fromkeys(str(a) for a in account_ids) if key not in have]
 
 
-def _waiting_runs(instance: dg.DagsterInstance, automation: ProviderAutomation) -> int:
-    """Runs of this provider created but not yet started by the run queue (one storage query)."""
-    return instance.get_runs_count(
-        dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
-            tags={TAG_PROVIDER: automation.provider},
-        )
-    )
-
-
 # --- sensor bodies (plain functions, so tests and the bench call them with any automation list) --
 
 
@@ -156,8 +144,7 @@ def evaluate_account_partitions(
         # and simply stops being scheduled; re-adding a deleted key confuses Dagster's caches.
         missing = _missing_partitions(context.instance, automation, ids)
         if missing:
-            # Every new key in one bulk insert, this tick: handed back as a request, the daemon
-            # would check each key with a query of its own (30 ms a key on Postgres).
+            # One bulk insert, this tick: as requests, the daemon checks each key with a query.
             context.instance.add_dynamic_partitions(automation.partitions_name, missing)
             added += len(missing)
     if requested:
@@ -197,7 +184,8 @@ def evaluate_sync_requests(
         ):
             runs_by_job[run.tags[TAG_JOB_ID]].append(run)
 
-    room = {a.provider: QUEUED_RUNS_PER_PROVIDER - _waiting_runs(context.instance, a) for a in automations}
+    queue = context.instance
+    room = {a.provider: QUEUED_RUNS_PER_PROVIDER - waiting_runs(queue, a.provider) for a in automations}
     run_requests = []
     ended: list[tuple[str, uuid.UUID, str]] = []
     to_launch: dict[str, list[uuid.UUID]] = defaultdict(list)
@@ -290,23 +278,14 @@ def evaluate_schedule(
     # Slack so a job queued a little after the previous tick still counts as that tick's.
     grace = min(timedelta(minutes=5), interval / 10)
     # The change probe (sync/probe.py) leaves out accounts Google says are unchanged.
-    due_before = now - interval + grace
-    plan = probe.plan_scheduled_syncs(
-        db.engine, provider=automation.provider, kind=automation.kind, due_before=due_before, now=now
+    requested, plan = probe.queue_due_syncs(
+        db.engine,
+        provider=automation.provider,
+        kind=automation.kind,
+        requested_by=TRIGGER_SCHEDULE,
+        due_before=now - interval + grace,
+        now=now,
     )
-    with db.engine.begin() as conn:
-        requested = [
-            job
-            for ids in probe.batches(plan)
-            for job in q.request_syncs(
-                conn,
-                provider=automation.provider,
-                kind=automation.kind,
-                requested_by=TRIGGER_SCHEDULE,
-                last_job_before=due_before,
-                account_ids=ids,
-            )
-        ]
     return dg.SkipReason(
         f"queued {len(requested)} due {automation.provider} account(s) as pending jobs; "
         f"the connector_sync_requests sensor launches them; {plan.summary()}"

@@ -29,7 +29,7 @@ from monolyth_pipelines.google.credentials import credentials_from_token_json, t
 from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.pacing import Pacer
 from monolyth_pipelines.settings import DriveLimits, FreshnessSettings, GoogleEndpoints
-from monolyth_pipelines.store import probe_queries
+from monolyth_pipelines.store import automation_queries, probe_queries
 from monolyth_pipelines.store.probe_queries import ProbeCandidate
 from monolyth_pipelines.store.schema import Provider
 
@@ -223,3 +223,31 @@ def batches(plan: ProbePlan) -> list[list[uuid.UUID] | None]:
     if plan.to_run is None:
         return [None]
     return list(probe_queries.chunks(plan.to_run))
+
+
+def queue_due_syncs(
+    engine: sa.Engine,
+    *,
+    provider: str,
+    kind: str,
+    requested_by: str,
+    due_before: datetime,
+    now: datetime,
+) -> tuple[list[automation_queries.RequestedJob], ProbePlan]:
+    """The schedule's tick: probe the due accounts, then a pending job for each one that changed
+    (every due one with the probe off), in one insert per chunk of account ids."""
+    plan = plan_scheduled_syncs(engine, provider=provider, kind=kind, due_before=due_before, now=now)
+    with engine.begin() as conn:
+        requested = [
+            job
+            for ids in batches(plan)
+            for job in automation_queries.request_syncs(
+                conn,
+                provider=provider,
+                kind=kind,
+                requested_by=requested_by,
+                last_job_before=due_before,
+                account_ids=ids,
+            )
+        ]
+    return requested, plan
