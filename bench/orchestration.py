@@ -6,10 +6,10 @@ accounts in a fresh app database (SQLite file; and, with ``--postgres`` or
 then times one evaluation of each sensor and of the schedule through their Dagster definitions,
 in the states that matter:
 
-- ``partitions_cold``: N new accounts: N first-sync jobs requested, the first
-  MAX_PARTITION_KEYS_PER_TICK partition keys added;
+- ``partitions_cold``: N new accounts: N first-sync jobs requested and all N partition keys
+  added (one bulk insert by the sensor itself);
 - ``partitions_steady``: nothing changed;
-- ``sync_requests_launch``: N pending jobs, the oldest MAX_RUNS_PER_TICK become run requests;
+- ``sync_requests_launch``: N pending jobs, the oldest MAX_RUNS_PER_TICK (100) become run requests;
 - ``sync_requests_waiting``: N pending jobs whose runs are queued (nothing to launch);
 - ``schedule_due``: every account's last job is 2 h old: N jobs queued;
 - ``schedule_idle``: nobody is due;
@@ -18,8 +18,8 @@ in the states that matter:
 
 Then the same N accounts through the real sensor daemon (``daemon_tick_*``: every sensor,
 evaluated and its results applied: partition keys added, runs created), which adds Dagster's own
-cost of creating each run; that is why the sync-requests sensor launches at most
-``MAX_RUNS_PER_TICK`` runs a tick and leaves the backlog pending in connector_jobs.
+cost of creating each run; ``MAX_RUNS_PER_TICK`` bounds that per tick, and the run queue's
+per-provider limits do the throttling.
 
 Queries are counted with a SQLAlchemy ``before_cursor_execute`` listener, split into the app
 database (the connector tables) and Dagster's own storage. Figures go to stdout and to
@@ -204,8 +204,6 @@ def run_backend(
                 instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
 
         apply(run("partitions_cold", lambda: tick("connector_account_partitions")))
-        while (more := tick("connector_account_partitions")).dynamic_partitions_requests:
-            apply(more)  # the rest of the keys, MAX_PARTITION_KEYS_PER_TICK a tick (not timed)
         run("partitions_steady", lambda: tick("connector_account_partitions"))
 
         run("sync_requests_launch", lambda: tick("connector_sync_requests"))

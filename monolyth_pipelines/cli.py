@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     from monolyth_pipelines.insights.cli import add_insights_commands
 
     add_insights_commands(commands)
+
+    from monolyth_pipelines.webhook.cli import add_webhook_commands
+
+    add_webhook_commands(commands)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from monolyth_pipelines.defs import automation, insights
+from monolyth_pipelines.defs.push import build_push_sensor
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 
 
@@ -18,7 +19,7 @@ def build_definitions() -> dg.Definitions:
     connectors = dg.Definitions(
         assets=[a.asset for a in auto.automations],
         jobs=auto.jobs,
-        sensors=auto.sensors,
+        sensors=[*auto.sensors, build_push_sensor({a.provider: a.kind for a in auto.automations})],
         schedules=auto.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},
     )

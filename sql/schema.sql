@@ -187,6 +187,26 @@ CREATE INDEX ix_connector_jobs_status_created_at ON connector_jobs (status, crea
 
 CREATE UNIQUE INDEX uq_connector_jobs_one_open_per_account_kind ON connector_jobs (account_id, kind) WHERE status IN ('pending', 'running');
 
+CREATE TABLE connector_push_channels (
+    id TEXT NOT NULL,
+    account_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    corpus TEXT NOT NULL,
+    token_hash TEXT,
+    resource_id TEXT NOT NULL,
+    expires_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    last_message_at TIMESTAMP WITH TIME ZONE,
+    CONSTRAINT pk_connector_push_channels PRIMARY KEY (id),
+    CONSTRAINT fk_connector_push_channels_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_connector_push_channels_account_id ON connector_push_channels (account_id);
+
+CREATE INDEX ix_connector_push_channels_expires_at ON connector_push_channels (expires_at);
+
+CREATE INDEX ix_connector_push_channels_provider_resource_id ON connector_push_channels (provider, resource_id);
+
 CREATE TABLE connector_sweep_seen (
     sweep_id UUID NOT NULL,
     external_id TEXT NOT NULL,
@@ -205,6 +225,7 @@ CREATE TABLE connector_sync_state (
     sweep_reconcile BOOLEAN DEFAULT false NOT NULL,
     last_full_sync_at TIMESTAMP WITH TIME ZONE,
     updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    last_checked_at TIMESTAMP WITH TIME ZONE,
     CONSTRAINT pk_connector_sync_state PRIMARY KEY (account_id, corpus),
     CONSTRAINT fk_connector_sync_state_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
 );

@@ -23,6 +23,7 @@ from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.purge import purge_account_data
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.token_crypto import TokenKeyError
+from monolyth_pipelines.sync.push import stop_channels
 from monolyth_pipelines.sync.run import reap_job
 
 DISCONNECTED = "account_disconnected"
@@ -62,6 +63,8 @@ def disconnect(
         except TokenKeyError as exc:
             token_json, key_problem = None, str(exc)
     result = DisconnectResult(account_id, revoked=False)
+    # While the tokens are still there: Google stops notifying about this account.
+    stop_channels(account_id, engine=engine, endpoints=endpoints)
     grant = (token_json or {}).get("refresh_token") or (token_json or {}).get("token")
     if grant:
         result.revoke_error = oauth_flow.revoke(grant, endpoints)

@@ -24,9 +24,10 @@ from monolyth_pipelines import providers, settings
 from monolyth_pipelines.defs.factory import build_asset
 from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID, TAG_PROVIDER, partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource
+from monolyth_pipelines.defs.run_queue import waiting_runs
 from monolyth_pipelines.store import automation_queries as q
 from monolyth_pipelines.store.schema import AccountStatus
-from monolyth_pipelines.sync import reaper
+from monolyth_pipelines.sync import probe, reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
 # row's meta_json.requested_by, so the UI can filter runs by cause.
@@ -44,14 +45,12 @@ class Cadence:
 
 # Oldest pending rows examined per tick (one query); the rest wait for a later tick.
 MAX_REQUESTS_PER_TICK = 1000
-# Runs launched per tick. The daemon spends 0.2-0.4 s of its own storage work on each new run
-# (bench/orchestration.py), so this keeps a tick a few seconds long; at one tick per 15 s it is
-# still 40 launches a minute, more than the per-provider run caps let through. The backlog waits
-# as pending rows in connector_jobs, not as thousands of queued Dagster runs.
-MAX_RUNS_PER_TICK = 10
-# Partition keys added per tick: the daemon checks each requested key with its own query before
-# adding them, so a bulk connect (a migration of 1,000 accounts) is spread over a few ticks.
-MAX_PARTITION_KEYS_PER_TICK = 100
+# Runs go out as fast as the run queue starts them: a tick tops each provider's queue up to this
+# many waiting runs and the QueuedRunCoordinator's limits (dagster.yaml) throttle; a deeper queue
+# only costs the daemon storage work per run (bench/orchestration.py). MAX_RUNS_PER_TICK bounds a
+# tick whatever the queue.
+QUEUED_RUNS_PER_PROVIDER = 20
+MAX_RUNS_PER_TICK = 100
 
 SYNC_REQUESTS_INTERVAL_SECONDS = 15
 PARTITIONS_INTERVAL_SECONDS = 30
@@ -139,21 +138,23 @@ def evaluate_account_partitions(
                 kind=by_provider[provider].kind,
                 requested_by=TRIGGER_FIRST_SYNC,
             )
-    adds = []
-    budget = MAX_PARTITION_KEYS_PER_TICK
+    added = 0
     for automation in automations:
         ids = [acct.id for acct in connected if acct.provider == automation.provider]
         # Keys are only ever added: a disconnected account keeps its key (and its run history)
         # and simply stops being scheduled; re-adding a deleted key confuses Dagster's caches.
-        missing = _missing_partitions(context.instance, automation, ids)[:budget]
+        missing = _missing_partitions(context.instance, automation, ids)
         if missing:
-            adds.append(automation.partitions.build_add_request(missing))
-            budget -= len(missing)
+            # One bulk insert, this tick: as requests, the daemon checks each key with a query.
+            context.instance.add_dynamic_partitions(automation.partitions_name, missing)
+            added += len(missing)
     if requested:
         context.log.info(f"requested the first sync of {len(requested)} newly connected account(s)")
-    if not adds and not requested:
+    if not added and not requested:
         return dg.SensorResult(skip_reason=f"{len(connected)} connected account(s), all with partitions")
-    return dg.SensorResult(dynamic_partitions_requests=adds)
+    return dg.SensorResult(
+        skip_reason=f"added {added} partition key(s); requested {len(requested)} first sync(s)"
+    )
 
 
 def evaluate_sync_requests(
@@ -184,6 +185,8 @@ def evaluate_sync_requests(
         ):
             runs_by_job[run.tags[TAG_JOB_ID]].append(run)
 
+    queue = context.instance
+    room = {a.provider: QUEUED_RUNS_PER_PROVIDER - waiting_runs(queue, a.provider) for a in automations}
     run_requests = []
     ended: list[tuple[str, uuid.UUID, str]] = []
     to_launch: dict[str, list[uuid.UUID]] = defaultdict(list)
@@ -193,9 +196,10 @@ def evaluate_sync_requests(
         automation = by_kind[job.kind]
         runs = runs_by_job.get(str(job.id), [])
         if not runs:
-            if len(run_requests) >= MAX_RUNS_PER_TICK:
+            if len(run_requests) >= MAX_RUNS_PER_TICK or room[automation.provider] <= 0:
                 deferred += 1
                 continue
+            room[automation.provider] -= 1
             trigger = str((job.meta_json or {}).get("requested_by") or TRIGGER_SYNC_NOW)
             run_requests.append(
                 dg.RunRequest(
@@ -274,19 +278,21 @@ def evaluate_schedule(
     interval = automation.cadence.interval
     # Slack so a job queued a little after the previous tick still counts as that tick's.
     grace = min(timedelta(minutes=5), interval / 10)
-    with db.engine.begin() as conn:
-        requested = q.request_syncs(
-            conn,
-            provider=automation.provider,
-            kind=automation.kind,
-            requested_by=TRIGGER_SCHEDULE,
-            last_job_before=now - interval + grace,
-        )
+    # The change probe (sync/probe.py) leaves out accounts Google says are unchanged.
+    requested, plan = probe.queue_due_syncs(
+        db.engine,
+        provider=automation.provider,
+        kind=automation.kind,
+        requested_by=TRIGGER_SCHEDULE,
+        due_before=now - interval + grace,
+        now=now,
+    )
+    with db.engine.connect() as conn:
         in_error = q.count_accounts(conn, automation.provider, AccountStatus.ERROR)
     return dg.SkipReason(
         f"queued {len(requested)} due {automation.provider} account(s) as pending jobs; "
         f"skipped {in_error} account(s) in error until they are reconnected; "
-        "the connector_sync_requests sensor launches them"
+        f"the connector_sync_requests sensor launches them; {plan.summary()}"
     )
 
 

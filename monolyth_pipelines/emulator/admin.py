@@ -70,6 +70,14 @@ def _route(
         return _accounts(emu, method, parts[1:], query, payload)
     if head == "oauth":
         return _oauth(emu, method, parts[1:], payload)
+    if head == "push":
+        # Pub/Sub push subscriptions (what an operator sets up in the Cloud console) and channel
+        # expiry on demand; GET lists channels, watches and subscriptions.
+        if method == "POST" and parts[1:] == ["subscriptions"]:
+            emu.push.subscribe(payload["topic"], payload["push_endpoint"])
+        elif method == "POST" and parts[1:] == ["expire"]:
+            emu.push.expire(payload["channel_id"])
+        return emu.push.describe()
     raise _AdminError(404, f"unknown admin path /{'/'.join(parts)}")
 
 

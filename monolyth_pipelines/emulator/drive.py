@@ -156,6 +156,7 @@ class DriveStore:
         self.shortcut_targets: dict[str, tuple[str, str]] = {}
         self._views: dict[tuple[tuple[str, bool], ...], View[DriveFile]] = {}
         self._seq_view: View[DriveFile] = View(self.records, lambda f: f.seq, 0)
+        self.push: Any = None  # the emulator's PushHub (emulator/push.py), set by add_account
 
     # --- ids and time -------------------------------------------------------------------------
 
@@ -183,6 +184,8 @@ class DriveStore:
         rec.change_id = len(self.log)
         rec.change_ms = now_ms
         self.generation += 1
+        if self.push is not None:
+            self.push.drive_changed(self.me.email, rec.drive_id)
 
     def adopt(self, records: Iterable[DriveFile]) -> None:
         """Add generated records as they stand, each with one change in the feed."""

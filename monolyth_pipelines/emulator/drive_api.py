@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -310,6 +311,32 @@ def _change_json(store: DriveStore, rec: DriveFile, projection: Projection) -> d
     return out
 
 
+def _json_body(ctx: Ctx) -> dict[str, Any]:
+    try:
+        body = json.loads(ctx.request.body or b"{}")
+    except ValueError:
+        raise ApiError(400, "Invalid JSON payload received.", "parseError") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid JSON payload received.", "parseError")
+    return body
+
+
+def changes_watch(ctx: Ctx) -> ApiResponse:
+    """A web_hook channel on the changes feed from ``pageToken`` (emulator/push.py sends)."""
+    require_scope(ctx.caller, DRIVE_SCOPES)
+    token = ctx.request.param("pageToken")
+    if not token:
+        raise required_parameter("pageToken")
+    drive_id = _shared_drive_param(ctx)
+    return json_response(ctx.store.push.drive_watch(ctx.caller.email, _json_body(ctx), drive_id))
+
+
+def channels_stop(ctx: Ctx) -> ApiResponse:
+    require_scope(ctx.caller, DRIVE_SCOPES)
+    ctx.store.push.stop(ctx.caller.email, _json_body(ctx))
+    return bytes_response(b"", "text/html", status=204)
+
+
 def drives_list(ctx: Ctx) -> ApiResponse:
     require_scope(ctx.caller, DRIVE_SCOPES)
     mask = ctx.request.field_mask("drive.v3", "DriveList")
@@ -358,4 +385,6 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", r"/drive/v3/changes", "drive.changes.list", changes_list),
     Route("GET", r"/drive/v3/drives", "drive.drives.list", drives_list),
     Route("GET", r"/drive/v3/about", "drive.about.get", about_get),
+    Route("POST", r"/drive/v3/changes/watch", "drive.changes.watch", changes_watch),
+    Route("POST", r"/drive/v3/channels/stop", "drive.channels.stop", channels_stop),
 )

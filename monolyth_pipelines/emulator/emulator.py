@@ -22,6 +22,7 @@ from monolyth_pipelines.emulator.faults import Faults, Quotas
 from monolyth_pipelines.emulator.gmail import Mailbox
 from monolyth_pipelines.emulator.oauth import DEFAULT_SCOPES, OAuthServer
 from monolyth_pipelines.emulator.paging import TokenCodec
+from monolyth_pipelines.emulator.push import PushHub
 from monolyth_pipelines.emulator.server import Dispatcher, EmulatorServer
 from monolyth_pipelines.emulator.stats import Stats
 
@@ -106,6 +107,8 @@ class GoogleEmulator:
         self.stats_store = Stats()
         self.codec = TokenCodec(hashlib.sha256(f"page-tokens:{seed}".encode()).digest())
         self._accounts: dict[str, AccountState] = {}
+        # Drive channels and Gmail watches; their notifications go out over HTTP (emulator/push.py).
+        self.push = PushHub(clock, history_of=lambda email: self.account_state(email).gmail.history_id)
         self._dispatcher = Dispatcher(self)
         self._server: EmulatorServer | None = None
 
@@ -138,6 +141,8 @@ class GoogleEmulator:
                 retention=self.history_retention,
             )
             build_mailbox(mailbox, gmail_threads, seed_key)
+            # Set after the corpus is built: generating it is not a change anyone is told about.
+            drive.push = mailbox.push = self.push
             self.oauth.register(email, scopes)
             account = EmulatedAccount(email, name, tuple(scopes), self)
             self._accounts[email] = AccountState(account, drive, mailbox)

@@ -189,6 +189,7 @@ class Mailbox:
         self.history: list[HistoryRecord] = []
         self.history_id = first_history_id
         self.history_floor = first_history_id
+        self.push: Any = None  # the emulator's PushHub (emulator/push.py), set by add_account
         self.generation = 0
         self._counter = 0
         self._thread_view: View[Thread] | None = None
@@ -232,6 +233,8 @@ class Mailbox:
             del self.history[: len(dropped)]
             self.history_floor = dropped[-1].id
         self.generation += 1
+        if self.push is not None:
+            self.push.gmail_changed(self.email)
         return record.id
 
     def _label_id(self, label: str) -> str:

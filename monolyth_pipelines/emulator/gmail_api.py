@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from monolyth_pipelines.emulator.calls import ApiResponse, CallContext, Route, json_response
+from monolyth_pipelines.emulator.calls import ApiResponse, CallContext, Route, bytes_response, json_response
 from monolyth_pipelines.emulator.errors import ApiError, invalid_parameter, not_found, required_parameter
 from monolyth_pipelines.emulator.gmail import FORMATS, HIDDEN_LABELS, HISTORY_TYPES, Mailbox, Message, Thread
 from monolyth_pipelines.emulator.gmail_query import compile_gmail_query, mentions_hidden_labels
@@ -272,7 +273,27 @@ def history_list(ctx: Ctx) -> ApiResponse:
 
 
 _USER = r"/gmail/v1/users/(?P<userId>[^/]+)"
+def watch(ctx: Ctx) -> ApiResponse:
+    """users.watch: publish this mailbox's changes to a Pub/Sub topic (emulator/push.py sends)."""
+    box = _enter(ctx)
+    try:
+        body = json.loads(ctx.request.body or b"{}")
+    except ValueError:
+        raise ApiError(400, "Invalid JSON payload received.", "parseError") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid JSON payload received.", "parseError")
+    return json_response(box.push.gmail_watch(box.email, body, box.history_id))
+
+
+def stop(ctx: Ctx) -> ApiResponse:
+    box = _enter(ctx)
+    box.push.gmail_stop(box.email)
+    return bytes_response(b"", "text/html", status=204)
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("POST", rf"{_USER}/watch", "gmail.users.watch", watch),
+    Route("POST", rf"{_USER}/stop", "gmail.users.stop", stop),
     Route("GET", rf"{_USER}/profile", "gmail.users.getProfile", get_profile),
     Route("GET", rf"{_USER}/labels", "gmail.users.labels.list", labels_list),
     Route("GET", rf"{_USER}/labels/(?P<id>[^/]+)", "gmail.users.labels.get", labels_get),

@@ -260,6 +260,9 @@ connector_sync_state = sa.Table(
     sa.Column("sweep_reconcile", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("last_full_sync_at", TIMESTAMPTZ),
     sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    # When the change probe last found this corpus unchanged at Google (no run needed). Freshness
+    # of a corpus is the later of this and the finish of the account's last completed job.
+    sa.Column("last_checked_at", TIMESTAMPTZ),
 )
 
 # Ids seen by a reconciling full sweep, written page by page so a sweep survives a crash and the
@@ -388,3 +391,25 @@ insights_document_activity_daily = sa.Table(
 # Insights reads one day of runs by when they started and finished.
 sa.Index("ix_connector_jobs_started_at", connector_jobs.c.started_at)
 sa.Index("ix_connector_jobs_finished_at", connector_jobs.c.finished_at)
+
+
+# Push notification channels: Drive changes.watch (one per corpus) and Gmail users.watch (one per
+# mailbox). Only a hash of a Drive channel's token is kept; the receiver hashes what it is sent.
+connector_push_channels = sa.Table(
+    "connector_push_channels",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # Drive: the channel id we chose; Gmail: ours too
+    sa.Column("account_id", UUID, sa.ForeignKey("connector_accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("corpus", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.Text),  # sha256 hex of the Drive channel token; NULL for Gmail
+    # Drive: the resourceId Google returned (channels.stop needs it). Gmail: the mailbox address,
+    # which is how a Pub/Sub notification names its account.
+    sa.Column("resource_id", sa.Text, nullable=False),
+    sa.Column("expires_at", TIMESTAMPTZ, nullable=False),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.Column("last_message_at", TIMESTAMPTZ),
+    sa.Index(None, "account_id"),
+    sa.Index(None, "provider", "resource_id"),
+    sa.Index(None, "expires_at"),
+)

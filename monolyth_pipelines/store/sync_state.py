@@ -23,6 +23,7 @@ class SyncState:
     sweep_reconcile: bool
     last_full_sync_at: datetime | None
     updated_at: datetime
+    last_checked_at: datetime | None = None  # set by the change probe (store/probe_queries.py)
 
     @property
     def sweep_in_progress(self) -> bool:

@@ -143,6 +143,18 @@ def test_every_drive_method_conforms(served: Served) -> None:
         assert len(changes["changes"]) == 4
     seen |= conforms(DRIVE, "drive.drives.list", drive.drives().list().execute())
     seen |= conforms(DRIVE, "drive.about.get", drive.about().get(fields="*").execute())
+    channel = (
+        drive.changes()
+        .watch(
+            pageToken=token["startPageToken"],
+            body={"id": "contract-1", "type": "web_hook", "address": "http://127.0.0.1:9/hook", "token": "t"},
+        )
+        .execute()
+    )
+    seen |= conforms(DRIVE, "drive.changes.watch", channel)
+    assert (
+        drive.channels().stop(body={"id": channel["id"], "resourceId": channel["resourceId"]}).execute() == ""
+    )
 
     # The content methods answer bytes, not JSON.
     doc = next(
@@ -243,6 +255,9 @@ def test_every_gmail_method_conforms(served: Served) -> None:
         "MessagePartBody.data",
     ):
         assert path in seen, path
+    watch = gmail.watch(userId="me", body={"topicName": "projects/p/topics/t"}).execute()
+    seen |= conforms(GMAIL, "gmail.users.watch", watch)
+    assert gmail.stop(userId="me").execute() == ""
     _assert_all_routes_called(served, "gmail")
 
 

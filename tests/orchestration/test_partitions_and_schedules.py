@@ -47,9 +47,7 @@ def test_connecting_an_account_creates_its_partition_and_requests_its_first_sync
     assert instance.get_dynamic_partitions(DRIVE_KEYS) == []
 
     account = connect_account(engine)
-    result = tick(partitions, instance, db)
-    assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [[str(account)]]
-    apply_partition_requests(instance, result)
+    tick(partitions, instance, db)
     assert instance.get_dynamic_partitions(DRIVE_KEYS) == [str(account)]
 
     [first] = all_jobs(engine, account)
@@ -65,28 +63,22 @@ def test_connecting_an_account_creates_its_partition_and_requests_its_first_sync
 
     # Ticking again changes nothing: no second key, no second first-sync.
     again = tick(partitions, instance, db)
-    assert not again.dynamic_partitions_requests
+    assert again.skip_reason.skip_message == "1 connected account(s), all with partitions"
+    assert instance.get_dynamic_partitions(DRIVE_KEYS) == [str(account)]
     assert len(all_jobs(engine, account)) == 1
 
 
-def test_a_bulk_connect_adds_keys_a_bounded_number_per_tick(
-    instance: dg.DagsterInstance,
-    db: DatabaseResource,
-    engine: sa.Engine,
-    auto: automation.AutomationDefs,
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_bulk_connect_adds_every_key_and_first_sync_in_one_tick(
+    instance: dg.DagsterInstance, db: DatabaseResource, engine: sa.Engine, auto: automation.AutomationDefs
 ) -> None:
-    monkeypatch.setattr(automation, "MAX_PARTITION_KEYS_PER_TICK", 3)
-    accounts = [str(connect_account(engine)) for _ in range(7)]
+    accounts = [str(connect_account(engine)) for _ in range(250)]
     partitions = sensor_named(auto, "connector_account_partitions")
-    added: list[list[str]] = []
-    while (result := tick(partitions, instance, db)).dynamic_partitions_requests:
-        [request] = result.dynamic_partitions_requests
-        added.append(list(request.partition_keys))
-        apply_partition_requests(instance, result)
-    assert added == [accounts[:3], accounts[3:6], accounts[6:]], "oldest accounts first"
-    # Every first sync was requested on the first tick: one statement, whatever the key budget.
-    assert sum(len(all_jobs(engine, uuid.UUID(a))) for a in accounts) == 7
+    result = tick(partitions, instance, db)
+    assert result.skip_reason.skip_message == "added 250 partition key(s); requested 250 first sync(s)"
+    assert sorted(instance.get_dynamic_partitions(DRIVE_KEYS)) == sorted(accounts)
+    assert sum(len(all_jobs(engine, uuid.UUID(a))) for a in accounts) == 250
+    again = tick(partitions, instance, db)
+    assert again.skip_reason.skip_message == "250 connected account(s), all with partitions"
 
 
 def test_an_account_with_history_gets_no_first_sync_and_pending_accounts_none(
@@ -119,14 +111,13 @@ def test_disconnecting_stops_the_schedule_but_keeps_the_partition_key(
     assert [j.status for j in all_jobs(engine, broken)] == [JobStatus.COMPLETED]
 
     # Keys are never deleted: Dagster keeps per-key history, and re-adding a key is messy.
-    result = tick(sensor_named(auto, "connector_account_partitions"), instance, db)
-    assert not result.dynamic_partitions_requests
+    tick(sensor_named(auto, "connector_account_partitions"), instance, db)
     assert sorted(instance.get_dynamic_partitions(DRIVE_KEYS)) == sorted(map(str, (keep, leave, broken)))
 
     # Reconnecting needs no new key; the partition sensor leaves it alone.
     set_account_status(engine, leave, AccountStatus.CONNECTED)
     again = tick(sensor_named(auto, "connector_account_partitions"), instance, db)
-    assert not again.dynamic_partitions_requests
+    assert again.skip_reason.skip_message == "2 connected account(s), all with partitions"
 
 
 def test_schedule_emits_only_due_accounts(

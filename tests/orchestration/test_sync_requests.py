@@ -102,23 +102,36 @@ def test_many_accounts_one_run_request_each(
     assert sorted(r.partition_key for r in result.run_requests) == sorted(str(a) for a in accounts)
 
 
-def test_a_backlog_is_launched_a_bounded_number_of_runs_per_tick(
+def test_a_backlog_is_launched_as_fast_as_the_run_queue_starts_runs(
     instance: dg.DagsterInstance, db: DatabaseResource, engine: sa.Engine, auto: automation.AutomationDefs
 ) -> None:
-    """A burst (1,000 first syncs, an hourly schedule) waits as pending rows, not as queued runs."""
+    """A burst (1,000 first syncs, an hourly schedule) keeps the run queue topped up, no deeper: the
+    rest waits as pending rows, and each tick launches as many runs as the queue has started."""
     sensor = sensor_named(auto, "connector_sync_requests")
-    accounts = [connect_account(engine) for _ in range(automation.MAX_RUNS_PER_TICK + 5)]
+    depth = automation.QUEUED_RUNS_PER_PROVIDER
+    accounts = [connect_account(engine) for _ in range(2 * depth + 5)]
     job_ids = [str(sync_now(engine, a)) for a in accounts]
     first = tick(sensor, instance, db)
-    # Oldest first (created_at, then id: SQLite's server-side now() has one-second resolution).
-    assert len(first.run_requests) == automation.MAX_RUNS_PER_TICK
-    for request in first.run_requests:  # what the daemon does with them
+    assert len(first.run_requests) == depth
+    for request in first.run_requests:  # what the daemon does with them: runs waiting to start
         create_run_for_test(
             instance, job_name="google_drive_sync", status=dg.DagsterRunStatus.NOT_STARTED, tags=request.tags
         )
+    # Nothing started yet: the queue is full, nothing more is launched.
+    assert tick(sensor, instance, db).run_requests == []
+    # The run queue starts them (the per-provider cap decides how many at once); the next tick
+    # refills the queue with the next oldest jobs.
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.NOT_STARTED])):
+        instance.report_run_canceled(run)  # any status that is no longer waiting
     second = tick(sensor, instance, db)
-    assert len(second.run_requests) == 5
-    launched = [r.run_key for r in (*first.run_requests, *second.run_requests)]
+    assert len(second.run_requests) == depth
+    for request in second.run_requests:
+        create_run_for_test(
+            instance, job_name="google_drive_sync", status=dg.DagsterRunStatus.STARTED, tags=request.tags
+        )
+    third = tick(sensor, instance, db)
+    assert len(third.run_requests) == 5
+    launched = [r.run_key for r in (*first.run_requests, *second.run_requests, *third.run_requests)]
     assert sorted(launched) == sorted(job_ids)
 
 
