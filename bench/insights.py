@@ -76,8 +76,8 @@ def generate_base(conn: sa.Connection, today: date) -> None:
                                      deleted_reason)
         SELECT gen_random_uuid(), a.id, a.provider, 'f' || f, 'Document ' || f, 'application/pdf',
                (random() * 5000000)::bigint, '{today}'::date - (random() * 400)::int, NULL, '{{}}',
-               '{today}'::timestamptz - (random() * 90 || ' days')::interval, now(), 'x',
-               CASE WHEN mod(f, 20) = 0 THEN now() - (random() * 30 || ' days')::interval END,
+               '{today}'::timestamptz - random() * interval '90 days', now(), 'x',
+               CASE WHEN mod(f, 20) = 0 THEN now() - random() * interval '30 days' END,
                CASE WHEN mod(f, 20) = 0 THEN 'trashed' END
         FROM bench_accounts a, generate_series(1, {FILES_PER_ACCOUNT}) f;
         """
@@ -93,17 +93,17 @@ def generate_days(conn: sa.Connection, first: date, last: date) -> None:
         SELECT gen_random_uuid(), a.id,
                CASE WHEN a.provider = 'gmail' THEN 'gmail_import' ELSE 'drive_import' END,
                CASE WHEN random() < 0.05 THEN 'failed' ELSE 'completed' END,
-               t.started, t.started + (t.secs || ' seconds')::interval, 1, NULL,
+               t.started, t.started + make_interval(secs => t.secs), 1, NULL,
                jsonb_build_object('duration_ms', t.secs * 1000, 'api_calls', 2 + (random() * 20)::int,
                    'counters', jsonb_build_object('seen', (random() * 100)::int,
                        'inserted', (random() * 10)::int, 'updated', (random() * 20)::int,
                        'tombstoned_total', (random() * 3)::int, 'vault_imported', 0)),
-               t.started, t.started + (t.secs || ' seconds')::interval, 'bench'
+               t.started, t.started + make_interval(secs => t.secs), 'bench'
         FROM generate_series('{first}'::date, '{last}'::date, interval '1 day') d
         CROSS JOIN generate_series(1, {JOBS_PER_DAY}) j
         JOIN bench_accounts a ON a.n = 1 + mod(j - 1, {ACCOUNTS})
         CROSS JOIN LATERAL (
-            SELECT d + (random() * 86000 || ' seconds')::interval AS started,
+            SELECT d + random() * interval '86000 seconds' AS started,
                    1 + (random() * 300)::int AS secs, j AS _j
         ) t;
         UPDATE connector_jobs SET last_error = 'google_unavailable: HTTP 503'
@@ -113,7 +113,7 @@ def generate_days(conn: sa.Connection, first: date, last: date) -> None:
         SELECT a.id, a.provider, 'f' || (1 + (random() * {FILES_PER_ACCOUNT - 1})::int), NULL,
                (ARRAY['modified', 'modified', 'modified', 'renamed', 'added', 'trashed',
                       'restored'])[1 + mod(e, 7)],
-               NULL, d + interval '1 hour', d + (random() * 86000 || ' seconds')::interval,
+               NULL, d + interval '1 hour', d + random() * interval '86000 seconds',
                CASE WHEN mod(e, 7) = 0 THEN '{{"size": {{"old": 10, "new": 20}}}}'::jsonb
                     ELSE '{{}}'::jsonb END
         FROM generate_series('{first}'::date, '{last}'::date, interval '1 day') d

@@ -138,7 +138,13 @@ def test_three_days_of_syncs_yield_the_expected_events_and_insights(
         ),
     }
     with engine.connect() as conn:
-        e = connector_file_events
+        e, j = connector_file_events, connector_jobs
+        # Every event names the job of the run that saw it, on the same account.
+        unowned = sa.select(sa.func.count()).select_from(e.outerjoin(j, j.c.id == e.c.job_id))
+        assert (
+            conn.execute(unowned.where(sa.or_(j.c.id.is_(None), j.c.account_id != e.c.account_id))).scalar()
+            == 0
+        )
         changes = dict(
             conn.execute(
                 sa.select(e.c.event, e.c.changes).where(e.c.event.in_(["modified", "renamed"]))

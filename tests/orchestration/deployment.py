@@ -56,6 +56,13 @@ class Deployment:
         self.workspace = workspace
         self.offset = timedelta(0)
         self.queue = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        # These tests count the connector runs a deployment launches; the Insights sensor, which
+        # launches runs of its own, has its own tests (tests/test_insights_dagster.py).
+        location = workspace.create_request_context().get_code_location("monolyth_pipelines")
+        for repository in location.get_repositories().values():
+            for sensor in repository.get_sensors():
+                if sensor.name == "insights_refresh":
+                    instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
 
     @property
     def launcher(self) -> TestRunLauncher:
