@@ -129,47 +129,55 @@ def connect_credentials(
     status = AccountStatus.CONNECTED if reason is None else AccountStatus.ERROR
     # The probe may have refreshed the access token: store the newest.
     token_json = stored_token_json(credentials, scopes)
-    with engine.begin() as conn:
-        existing = (
-            accounts.find_by_identity(
-                conn, owner_id=owner_id, provider=provider, external_user_id=identity.user_id
-            )
-            if identity
-            else None
-        )
-        if existing is not None:
-            account_id = existing.id
-            accounts.update_connection(
-                conn,
-                account_id,
-                token_json=token_json,
-                status=status,
-                status_reason=reason,
-                status_message=message,
-                external_email=identity.email if identity else None,
-            )
-        else:
-            account_id = accounts.create_account(
-                conn,
-                owner_id=owner_id,
-                provider=provider,
-                token_json=token_json,
-                status=status,
-                external_user_id=identity.user_id if identity else None,
-                external_email=identity.email if identity else None,
-                status_reason=reason,
-                status_message=message,
-            )
-        if status == AccountStatus.CONNECTED and existing is not None and existing.status != status:
-            # A reconnect after an error or a disconnect: sync again now rather than at the next
-            # schedule tick (the first-sync rule only covers accounts that never had a job).
-            jobs.request_sync(conn, account_id, KIND_BY_PROVIDER[provider])
-        if status == AccountStatus.CONNECTED:
-            events.log_event(
-                conn,
-                Event.ACCOUNT_CONNECTED,
-                {"provider": provider, "account_id": account_id, "scopes": scopes},
-            )
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                existing = (
+                    accounts.find_by_identity(
+                        conn, owner_id=owner_id, provider=provider, external_user_id=identity.user_id
+                    )
+                    if identity
+                    else None
+                )
+                if existing is not None:
+                    account_id = existing.id
+                    accounts.update_connection(
+                        conn,
+                        account_id,
+                        token_json=token_json,
+                        status=status,
+                        status_reason=reason,
+                        status_message=message,
+                        external_email=identity.email if identity else None,
+                    )
+                else:
+                    account_id = accounts.create_account(
+                        conn,
+                        owner_id=owner_id,
+                        provider=provider,
+                        token_json=token_json,
+                        status=status,
+                        external_user_id=identity.user_id if identity else None,
+                        external_email=identity.email if identity else None,
+                        status_reason=reason,
+                        status_message=message,
+                    )
+                if status == AccountStatus.CONNECTED and existing is not None and existing.status != status:
+                    # A reconnect after an error or a disconnect: sync again now rather than at the next
+                    # schedule tick (the first-sync rule only covers accounts that never had a job).
+                    jobs.request_sync(conn, account_id, KIND_BY_PROVIDER[provider])
+                if status == AccountStatus.CONNECTED:
+                    events.log_event(
+                        conn,
+                        Event.ACCOUNT_CONNECTED,
+                        {"provider": provider, "account_id": account_id, "scopes": scopes},
+                    )
+            break
+        except sa.exc.IntegrityError:
+            # Two connects of the same Google user raced and the other inserted the row first:
+            # the second attempt finds it and updates it.
+            if attempt == 2 or identity is None:
+                raise
     return ConnectResult(
         account_id=account_id,
         status=status,

@@ -130,3 +130,36 @@ def test_the_embedded_database_makes_a_local_key_once(
     with engine.connect() as conn:
         assert accounts.get_token_json(conn, first) == {"refresh_token": "1//r"}
     engine.dispose()
+
+
+@pytest.mark.postgres_only
+def test_migration_0004_on_postgres_without_a_key_refuses_and_changes_nothing(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monolyth_pipelines.store.migrate import current_revision
+    from monolyth_pipelines.store.token_crypto import TokenKeyError
+
+    engine = make_engine(fresh_db_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO connector_accounts (id, owner_id, provider, status, token_json) VALUES "
+            "(gen_random_uuid(), gen_random_uuid(), 'google_drive', 'connected', "
+            """'{"refresh_token": "1//plain"}'::jsonb)"""
+        )
+    monkeypatch.delenv("MONOLYTH_TOKEN_KEYS")
+    with pytest.raises(TokenKeyError, match="accounts keygen"):
+        upgrade(engine)
+    assert current_revision(engine) == "0002"
+    with engine.connect() as conn:
+        assert (
+            "1//plain" in conn.exec_driver_sql("SELECT token_json::text FROM connector_accounts").scalar_one()
+        )
+    monkeypatch.setenv("MONOLYTH_TOKEN_KEYS", generate_key())
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert (
+            "1//plain"
+            not in conn.exec_driver_sql("SELECT token_json::text FROM connector_accounts").scalar_one()
+        )
+    engine.dispose()
