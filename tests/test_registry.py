@@ -15,7 +15,7 @@ import pytest
 from monolyth_pipelines import providers
 from monolyth_pipelines.cli import build_parser
 from monolyth_pipelines.definitions import build_definitions
-from monolyth_pipelines.sync.run import PagedSync
+from monolyth_pipelines.sync.paged import PagedSync
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,6 @@ from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID, TA
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.defs.run_queue import waiting_runs
 from monolyth_pipelines.store import automation_queries as q
-from monolyth_pipelines.store.schema import AccountStatus
 from monolyth_pipelines.sync import probe, reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
@@ -287,11 +286,8 @@ def evaluate_schedule(
         due_before=now - interval + grace,
         now=now,
     )
-    with db.engine.connect() as conn:
-        in_error = q.count_accounts(conn, automation.provider, AccountStatus.ERROR)
     return dg.SkipReason(
         f"queued {len(requested)} due {automation.provider} account(s) as pending jobs; "
-        f"skipped {in_error} account(s) in error until they are reconnected; "
         f"the connector_sync_requests sensor launches them; {plan.summary()}"
     )
 

@@ -27,8 +27,9 @@ from monolyth_pipelines.sync.page_checks import (
     required_token,
     with_ids,
 )
+from monolyth_pipelines.sync.paged import PagedSync
 from monolyth_pipelines.sync.pages import CursorAt, PageWrite, Sweep, begin_sweep, empty_sweep_warning
-from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, PagedSync, SyncRun
+from monolyth_pipelines.sync.run import LOUD_DROP_THRESHOLD, SyncRun
 
 PROVIDER = "google_drive"
 KIND = "drive_import"
@@ -49,7 +50,6 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
     def _page_size(self) -> int:
         return max(1, min(self.limits.page_size, self.budget))
 
-    # --- entry ----------------------------------------------------------------------------------
     def pages(self) -> Iterator[PageWrite]:
         self.rescope = self._tombstone_out_of_scope_if_settings_changed()
         corpora: list[tuple[str, str | None]] = [(MY_DRIVE, None)]
@@ -393,7 +393,6 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
             )
         )
 
-    # --- persistence ----------------------------------------------------------------------------
     def _with_content(self, page: PageWrite) -> PageWrite:
         if self.limits.import_to_vault and page.records:
             self._import_to_vault(list(page.records))

@@ -41,8 +41,9 @@ from monolyth_pipelines.settings import GmailLimits
 from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.gmail_attachments import GmailAttachments
 from monolyth_pipelines.sync.page_checks import page_list, required_token, with_ids
+from monolyth_pipelines.sync.paged import PagedSync
 from monolyth_pipelines.sync.pages import CursorAt, PageWrite, begin_sweep, empty_sweep_warning
-from monolyth_pipelines.sync.run import PagedSync, SyncRun
+from monolyth_pipelines.sync.run import SyncRun
 
 PROVIDER = "gmail"
 KIND = "gmail_import"

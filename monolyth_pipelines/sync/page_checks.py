@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from monolyth_pipelines.domain import payloads
 from monolyth_pipelines.google.errors import ErrorCode, SyncError
 
-MISSING_ID = "missing_id"
+# One name for an item without a usable id, whichever check finds it (domain/payloads.py).
+MISSING_ID = payloads.MALFORMED_ITEM
 
 
 def bad_response(method: str, problem: str) -> SyncError:
@@ -46,7 +48,7 @@ def required_token(resp: Mapping[str, Any], key: str, method: str) -> str:
 def with_ids(
     items: list[Any], key: str, skip: Callable[[str, str], None], where: str
 ) -> list[Mapping[str, Any]]:
-    """The items that carry ``key``; each one without it is counted as skipped (``missing_id``)."""
+    """The items that carry ``key``; each one without it is counted as skipped (``malformed_item``)."""
     kept = []
     for index, item in enumerate(items):
         if isinstance(item, Mapping) and item.get(key) not in (None, ""):

@@ -31,7 +31,7 @@ from monolyth_pipelines.google.pacing import Pacer
 from monolyth_pipelines.settings import DriveLimits, FreshnessSettings, GoogleEndpoints
 from monolyth_pipelines.store import automation_queries, probe_queries
 from monolyth_pipelines.store.probe_queries import ProbeCandidate
-from monolyth_pipelines.store.schema import Provider
+from monolyth_pipelines.store.schema import AccountStatus, Provider
 
 MAIN_CORPUS = {Provider.GOOGLE_DRIVE.value: "drive", Provider.GMAIL.value: "gmail"}
 DRIVE_PROBE_FIELDS = "nextPageToken,newStartPageToken,changes(fileId)"
@@ -47,12 +47,14 @@ class ProbePlan:
     requests: int = 0
     idle: list[uuid.UUID] = field(default_factory=list)
     seconds: float = 0.0
+    in_error: int = 0  # accounts in error: skipped until a reconnect
 
     def summary(self) -> str:
+        skipped = f"skipped {self.in_error} account(s) in error until they are reconnected"
         if self.to_run is None:
-            return "change probe off"
+            return f"{skipped}; change probe off"
         parts = [f"{n} {v}" for v, n in sorted(self.verdicts.items())]
-        return f"probe: {', '.join(parts) or 'nothing due'} ({self.requests} Google requests)"
+        return f"{skipped}; probe: {', '.join(parts) or 'nothing due'} ({self.requests} Google requests)"
 
 
 @dataclass
@@ -250,4 +252,5 @@ def queue_due_syncs(
                 account_ids=ids,
             )
         ]
+        plan.in_error = automation_queries.count_accounts(conn, provider, AccountStatus.ERROR)
     return requested, plan

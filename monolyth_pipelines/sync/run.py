@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from googleapiclient.http import HttpRequest
 
 from monolyth_pipelines.accounts import reauth
 from monolyth_pipelines.domain.records import TombstoneReason
-from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.credentials import token_json_after_refresh
-from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries, expect_json_object
+from monolyth_pipelines.google.errors import classify_exception
+from monolyth_pipelines.google.retry import Backoff, RetryEvent
 from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
 from monolyth_pipelines.store.dialect import durable_commit, page_transaction
 from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.events import Event
-from monolyth_pipelines.store.outage import database_backoff, database_error, retried_transaction
+from monolyth_pipelines.store.outage import database_backoff, retried_transaction
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.store.token_crypto import TokenKeyError
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from monolyth_pipelines.google.clients import GoogleClients
     from monolyth_pipelines.providers import Limits
 
-__all__ = ["LOUD_DROP_THRESHOLD", "PageWrite", "PagedSync", "RunIdentity", "SyncCounters", "SyncRun"]
+__all__ = ["LOUD_DROP_THRESHOLD", "PageWrite", "RunIdentity", "SyncCounters", "SyncRun"]
 
 # A running job whose run shows no sign of life for this long is taken over by the next run.
 DEFAULT_STALE_AFTER = timedelta(minutes=10)
@@ -394,44 +394,6 @@ class SyncRun:
         except Exception as exc:
             # The database is still away or refuses writes: the row stays running under this run's
             # id until the run-failure sensor or the reaper closes it. Raising would hide the error.
-            problem = database_error(exc) or exc
-            self.log(f"could not record the outcome of job {self.job_id}: {safe_message(str(problem))}")
-
-
-class PagedSync:
-    """What every provider's fetch loop shares: the run's context and Google calls retried with
-    backoff. A provider subclasses it and implements ``pages()``."""
-
-    def __init__(self, run: SyncRun) -> None:
-        assert run.account is not None and run.clients is not None, "start the run and attach clients first"
-        self.run = run
-        self.engine: sa.Engine = run.engine
-        self.account = run.account
-        self.account_id = run.account.id
-        self.owner_id = run.account.owner_id
-        self.clients = run.clients
-        self.policy = run.policy
-        self.counters = run.counters
-
-    def pages(self) -> Iterable[PageWrite]:
-        raise NotImplementedError
-
-    def sync(self) -> None:
-        self.run.commit_pages(self.pages())
-
-    def _count_retry(self, _event: RetryEvent) -> None:
-        self.counters.retries += 1
-
-    def _execute(
-        self, request: HttpRequest, *, around: Callable[[], AbstractContextManager[object]] | None = None
-    ) -> Any:
-        """``request`` with capped backoff; each attempt runs inside ``around()`` when given (e.g.
-        a quota pacer: a retried call spends quota again)."""
-
-        def attempt() -> Any:
-            if around is None:
-                return expect_json_object(request.execute())
-            with around():
-                return expect_json_object(request.execute())
-
-        return call_with_retries(attempt, policy=self.policy, on_retry=self._count_retry)
+            # Only the classified message: the exception's text may quote rows, titles or parameters.
+            problem = classify_exception(exc).message
+            self.log(f"job {self.job_id}: {message}; recording the failure also failed: {problem}")

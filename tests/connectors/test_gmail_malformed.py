@@ -66,5 +66,5 @@ def test_a_thread_without_id_is_counted_and_skipped(make_gmail: Callable[..., Gm
     gmail.emulator.faults.mangle("gmail.users.threads.list", strip_first, calls=[1])
     result, job = gmail.sync()
     assert result.success and job.status == "completed"
-    assert job.meta_json["counters"]["skipped"]["missing_id"] == 1
+    assert job.meta_json["counters"]["skipped"]["malformed_item"] == 1
     assert gmail.rows()

@@ -56,8 +56,8 @@ def test_an_item_without_id_is_counted_and_skipped(make_drive: Callable[[int], D
     result, job = drive.sync()
     assert result.success and job.status == "completed"
     counters = job.meta_json["counters"]
-    assert counters["skipped"]["missing_id"] == 1
-    assert counters["skipped_ids"]["missing_id"] == ["files.list page 1#0"]
+    assert counters["skipped"]["malformed_item"] == 1
+    assert counters["skipped_ids"]["malformed_item"] == ["files.list page 1#0"]
     expected = expected_rows(listed, DriveLimits())
     assert len(drive.rows()) == len(expected) - 1 and set(drive.rows()) < set(expected)
 
