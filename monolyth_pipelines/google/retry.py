@@ -79,13 +79,14 @@ def call_with_retries(
     fn: Callable[[], T],
     *,
     policy: Backoff,
-    classify: Callable[[BaseException], SyncError] = classify_exception,
+    classify: Callable[[BaseException], SyncError | None] = classify_exception,
     on_retry: Callable[[RetryEvent], None] | None = None,
 ) -> T:
     """``fn()``, retried while it fails with a retryable error, up to ``policy.max_attempts``.
 
     Raises the classified ``SyncError`` (chained to the original exception) as soon as an
-    error is permanent or the attempts are used up.
+    error is permanent or the attempts are used up. An error ``classify`` does not claim (None)
+    propagates unchanged.
     """
     attempt = 0
     while True:
@@ -94,6 +95,8 @@ def call_with_retries(
             return fn()
         except Exception as exc:
             error = classify(exc)
+            if error is None:
+                raise
             if not error.retryable or attempt >= policy.max_attempts:
                 if error is exc:
                     raise

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.errors import ErrorCode, SyncError
-from monolyth_pipelines.google.retry import Backoff, RetryEvent
+from monolyth_pipelines.google.retry import Backoff, RetryEvent, call_with_retries
 
 T = TypeVar("T")
 
@@ -148,21 +148,7 @@ def with_database_retries(
     Only outages are retried; any other error propagates unchanged, so callers keep their own
     handling of Google errors and bugs. ``fn`` must be safe to run again after a failed commit.
     """
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return fn()
-        except Exception as exc:
-            error = database_error(exc)
-            if error is None or not error.retryable:
-                raise
-            if attempt >= policy.max_attempts:
-                raise error from exc
-            delay = policy.delay(attempt - 1)
-            if on_retry is not None:
-                on_retry(RetryEvent(attempt=attempt, delay=delay, error=error))
-            policy.sleep(delay)
+    return call_with_retries(fn, policy=policy, classify=database_error, on_retry=on_retry)
 
 
 def retried_transaction(
