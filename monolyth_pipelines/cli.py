@@ -5,34 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from monolyth_pipelines import providers
 from monolyth_pipelines.actions import ActionError
-from monolyth_pipelines.store.engine import make_engine, redacted_url
+from monolyth_pipelines.cli_common import CliError
+from monolyth_pipelines.cli_common import engine_for as _engine
+from monolyth_pipelines.cli_common import parse_uuid as _uuid
+from monolyth_pipelines.store.engine import redacted_url
 from monolyth_pipelines.store.token_crypto import TokenKeyError
-
-
-class CliError(Exception):
-    pass
-
-
-def _engine(args: argparse.Namespace) -> Any:
-    return make_engine(args.database_url)
 
 
 def _provider_names() -> list[str]:
     """Every registered provider: a flagged one is named, and refused with how to enable it."""
     return [spec.provider for spec in providers.all_providers()]
 
-
-def _uuid(text: str, what: str = "an account id (a UUID, as `accounts list` prints)") -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise CliError(f"{text!r} is not {what}") from None
 
 
 # --- db -------------------------------------------------------------------------------------------

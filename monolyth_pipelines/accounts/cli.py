@@ -14,16 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from monolyth_pipelines import providers, settings
 from monolyth_pipelines.actions import check_provider
+from monolyth_pipelines.cli_common import CliError, engine_for, parse_uuid
 
 CALLBACK_PAGE = (
     b"<html><body>Monolyth: the account is being connected; you can close this window.</body></html>"
 )
-
-
-def _cli() -> Any:
-    from monolyth_pipelines import cli
-
-    return cli
 
 
 def _print_result(result: Any) -> int:
@@ -39,17 +34,16 @@ def _print_result(result: Any) -> int:
 def accounts_add(args: argparse.Namespace) -> int:
     from monolyth_pipelines.actions import connect_account
 
-    cli = _cli()
     try:
         token_info = json.loads(Path(args.token_file).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise cli.CliError(
+        raise CliError(
             f"cannot read the token file {args.token_file}: {exc.__class__.__name__}"
         ) from None
     if not isinstance(token_info, dict):
-        raise cli.CliError("the token file is not an authorized-user JSON object")
-    owner = cli._uuid(args.owner, "an owner id (a UUID)")
-    print(connect_account(cli._engine(args), provider=args.provider, owner_id=owner, token_json=token_info))
+        raise CliError("the token file is not an authorized-user JSON object")
+    owner = parse_uuid(args.owner, "an owner id (a UUID)")
+    print(connect_account(engine_for(args), provider=args.provider, owner_id=owner, token_json=token_info))
     return 0
 
 
@@ -92,13 +86,12 @@ def accounts_connect(args: argparse.Namespace) -> int:
     from monolyth_pipelines.accounts import connect
     from monolyth_pipelines.google import oauth_flow
 
-    cli = _cli()
     check_provider(args.provider)
-    owner = cli._uuid(args.owner, "an owner id (a UUID)")
+    owner = parse_uuid(args.owner, "an owner id (a UUID)")
     try:
         client = settings.oauth_client_from_file(Path(args.client_secrets)) if args.client_secrets else None
     except ValueError as exc:
-        raise cli.CliError(str(exc)) from None
+        raise CliError(str(exc)) from None
     server = None if args.paste else _CallbackServer(args.port)
     port = server.server_address[1] if server else 1
     redirect_uri = f"http://127.0.0.1:{port}/"
@@ -115,16 +108,16 @@ def accounts_connect(args: argparse.Namespace) -> int:
             got = server.done.wait(args.timeout)
             server.shutdown()
             if not got:
-                raise cli.CliError(f"no redirect within {args.timeout:.0f} s; run the command again")
+                raise CliError(f"no redirect within {args.timeout:.0f} s; run the command again")
             answer = server.answer
         else:
             answer = _pasted_code(input("Paste the URL you were redirected to (or the code): "))
         if "error" in answer:
-            raise cli.CliError(f"Google did not grant access: {answer['error']}")
+            raise CliError(f"Google did not grant access: {answer['error']}")
         if answer.get("state", request.state) != request.state:
-            raise cli.CliError("the redirect's state does not match this request; run the command again")
+            raise CliError("the redirect's state does not match this request; run the command again")
         result = connect.exchange_code(
-            cli._engine(args),
+            engine_for(args),
             provider=args.provider,
             owner_id=owner,
             code=answer["code"],
@@ -133,7 +126,7 @@ def accounts_connect(args: argparse.Namespace) -> int:
             client=client,
         )
     except oauth_flow.OAuthFlowError as exc:
-        raise cli.CliError(str(exc)) from None
+        raise CliError(str(exc)) from None
     finally:
         if server is not None:
             server.server_close()
@@ -145,7 +138,7 @@ def accounts_list(args: argparse.Namespace) -> int:
     from monolyth_pipelines.store import accounts
 
     visible = {spec.provider for spec in providers.enabled_providers()}
-    with _cli()._engine(args).connect() as conn:
+    with engine_for(args).connect() as conn:
         rows = [a for a in accounts.list_accounts(conn, provider=args.provider) if a.provider in visible]
     print(f"{'id':36}  {'provider':12}  {'status':12}  {'owner':36}  google account / reason")
     for a in rows:
@@ -167,18 +160,17 @@ def accounts_disconnect(args: argparse.Namespace) -> int:
     from monolyth_pipelines.accounts.disconnect import AccountNotFound, disconnect
     from monolyth_pipelines.store import accounts
 
-    cli = _cli()
-    account_id = cli._uuid(args.account_id)
-    engine = cli._engine(args)
+    account_id = parse_uuid(args.account_id)
+    engine = engine_for(args)
     with engine.connect() as conn:
         account = accounts.get_account(conn, account_id)
     if account is None:
-        raise cli.CliError(f"no account {account_id}")
+        raise CliError(f"no account {account_id}")
     check_provider(account.provider)
     try:
         result = disconnect(engine, account_id, purge=args.purge, terminate_run=_terminate_with_dagster)
     except AccountNotFound as exc:
-        raise cli.CliError(str(exc)) from None
+        raise CliError(str(exc)) from None
     if result.revoke_error and not result.already:
         print(f"WARNING: the grant was not revoked at Google: {result.revoke_error}", file=sys.stderr)
     elif result.revoked:
@@ -204,7 +196,7 @@ def accounts_keygen(args: argparse.Namespace) -> int:
 def accounts_rotate_keys(args: argparse.Namespace) -> int:
     from monolyth_pipelines.accounts.keys import rotate_keys
 
-    result = rotate_keys(_cli()._engine(args), batch_size=args.batch_size)
+    result = rotate_keys(engine_for(args), batch_size=args.batch_size)
     print(
         f"re-encrypted {result.rotated} account(s) with the first key; {result.already_current} already "
         f"were; {result.changed_meanwhile} changed meanwhile (written with the first key)"

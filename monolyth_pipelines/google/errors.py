@@ -207,13 +207,10 @@ def classify_exception(exc: BaseException) -> SyncError:
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         text = f"Google answered with a body that is not JSON: {type(exc).__name__}"
         return SyncError(ErrorCode.BAD_RESPONSE, text, retryable=True)
-    # Imported here: the store's classifier builds on SyncError and is not Google's.
-    from monolyth_pipelines.store.outage import database_error
-
     # The exception's text may quote a file title, a subject, content or SQL parameters: only its
-    # type and where it was raised leave this process (last_error, events, Dagster's log).
-    unexpected = f"Unexpected error: {type(exc).__name__}{_origin(exc)}"
-    return database_error(exc) or SyncError(ErrorCode.INTERNAL, unexpected)
+    # type and where it was raised leave this process (last_error, events, Dagster's log). Database
+    # errors are the run's to classify (sync/refusals.classify_run_error), not Google's.
+    return SyncError(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}{_origin(exc)}")
 
 
 def _origin(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception
 from monolyth_pipelines.settings_checks import ConfigError
 from monolyth_pipelines.store.errors import JobBusyError, JobLostError
+from monolyth_pipelines.store.outage import database_error
 
 
 def _iso(moment: datetime | None) -> str:
@@ -37,9 +38,10 @@ class AccountBusy(SyncError):
 
 
 def classify_run_error(exc: BaseException) -> SyncError:
-    """Any exception of a run as a ``SyncError``: settings and fencing first, then Google's rules."""
+    """Any exception of a run as a ``SyncError``: settings, fencing and database outages first,
+    then Google's rules."""
     if isinstance(exc, ConfigError):
         return SyncError(ErrorCode.BAD_CONFIG, str(exc))
     if isinstance(exc, JobLostError):
         return SyncError(ErrorCode.JOB_TAKEN_OVER, str(exc))
-    return classify_exception(exc)
+    return database_error(exc) or classify_exception(exc)

@@ -20,7 +20,6 @@ from monolyth_pipelines.accounts import reauth
 from monolyth_pipelines.domain.records import TombstoneReason
 from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.credentials import token_json_after_refresh
-from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.retry import Backoff, RetryEvent
 from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
 from monolyth_pipelines.store.dialect import durable_commit, page_transaction
@@ -40,7 +39,7 @@ from monolyth_pipelines.sync.pages import (
     SweepPage,
     finish_sweep,
 )
-from monolyth_pipelines.sync.refusals import AccountBusy
+from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
 
 if TYPE_CHECKING:
     from monolyth_pipelines.google.clients import GoogleClients
@@ -395,5 +394,5 @@ class SyncRun:
             # The database is still away or refuses writes: the row stays running under this run's
             # id until the run-failure sensor or the reaper closes it. Raising would hide the error.
             # Only the classified message: the exception's text may quote rows, titles or parameters.
-            problem = classify_exception(exc).message
+            problem = classify_run_error(exc).message
             self.log(f"job {self.job_id}: {message}; recording the failure also failed: {problem}")

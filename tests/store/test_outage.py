@@ -9,11 +9,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from monolyth_pipelines.google.errors import ErrorCode, SyncError, classify_exception
+from monolyth_pipelines.google.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.retry import Backoff
 from monolyth_pipelines.store import accounts
 from monolyth_pipelines.store.engine import make_engine
 from monolyth_pipelines.store.outage import database_error, with_database_retries
+from monolyth_pipelines.sync.refusals import classify_run_error
 
 
 def wrapped(orig: Exception, cls: type[sa.exc.DBAPIError] = sa.exc.OperationalError) -> sa.exc.DBAPIError:
@@ -46,7 +47,7 @@ def wrapped(orig: Exception, cls: type[sa.exc.DBAPIError] = sa.exc.OperationalEr
     ],
 )
 def test_lost_or_refused_connections_are_database_unavailable_and_retryable(exc: Exception) -> None:
-    error = classify_exception(exc)
+    error = classify_run_error(exc)
     assert error.code is ErrorCode.DATABASE_UNAVAILABLE and error.retryable
     # The statement and its parameters (row data, tokens) never reach the message.
     assert "ya29" not in error.message and "UPDATE" not in error.message
@@ -66,14 +67,14 @@ def test_lost_or_refused_connections_are_database_unavailable_and_retryable(exc:
     ids=["pg-read-only", "pg-disk-full", "sqlite-read-only", "sqlite-full"],
 )
 def test_a_database_refusing_writes_is_a_permanent_clear_failure(exc: Exception) -> None:
-    error = classify_exception(exc)
+    error = classify_run_error(exc)
     assert error.code is ErrorCode.DATABASE_UNWRITABLE and not error.retryable
     assert "refuses writes" in error.message
 
 
 def test_other_database_errors_stay_internal() -> None:
     assert database_error(wrapped(sqlite3.OperationalError("no such table: connector_jobs"))) is None
-    assert classify_exception(sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))).code is (
+    assert classify_run_error(sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))).code is (
         ErrorCode.INTERNAL
     )
 
@@ -82,7 +83,7 @@ def test_a_refused_connection_to_a_real_server_is_database_unavailable() -> None
     engine = make_engine("postgresql://postgres@127.0.0.1:1/nothing", poolclass=sa.pool.NullPool)
     with pytest.raises(sa.exc.OperationalError) as caught:
         engine.connect()
-    assert classify_exception(caught.value).code is ErrorCode.DATABASE_UNAVAILABLE
+    assert classify_run_error(caught.value).code is ErrorCode.DATABASE_UNAVAILABLE
 
 
 @pytest.mark.postgres_only
@@ -90,7 +91,7 @@ def test_a_read_only_postgres_session_is_database_unwritable(engine: sa.Engine) 
     with pytest.raises(sa.exc.DBAPIError) as caught, engine.begin() as conn:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         accounts.create_account(conn, owner_id=uuid.uuid4(), provider="gmail", token_json={})
-    assert classify_exception(caught.value).code is ErrorCode.DATABASE_UNWRITABLE
+    assert classify_run_error(caught.value).code is ErrorCode.DATABASE_UNWRITABLE
 
 
 @pytest.mark.sqlite_only
@@ -101,7 +102,7 @@ def test_a_read_only_sqlite_file_is_database_unwritable(engine: sa.Engine, fresh
     try:
         with pytest.raises(sa.exc.DBAPIError) as caught, read_only.begin() as conn:
             accounts.create_account(conn, owner_id=uuid.uuid4(), provider="gmail", token_json={})
-        assert classify_exception(caught.value).code is ErrorCode.DATABASE_UNWRITABLE
+        assert classify_run_error(caught.value).code is ErrorCode.DATABASE_UNWRITABLE
     finally:
         read_only.dispose()
 
