@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.probe import CorpusCursor
+from monolyth_pipelines.store import accounts, token_crypto
 from monolyth_pipelines.store.jobs import OPEN_STATUSES
 from monolyth_pipelines.store.schema import (
     TIMESTAMPTZ,
@@ -99,6 +100,7 @@ def due_accounts(
         .order_by(due.c.created_at, due.c.id, state.c.corpus)
     )
     found: list[ProbeCandidate] = []
+    ring = token_crypto.key_ring(conn.dialect.name)
     current: uuid.UUID | None = None
     token: dict[str, Any] | None = None
     corpora: list[CorpusCursor] = []
@@ -106,12 +108,21 @@ def due_accounts(
         if row.id != current:
             if current is not None:
                 found.append(ProbeCandidate(current, provider, token, tuple(corpora)))
-            current, token, corpora = row.id, row.token_json, []
+            current, token, corpora = row.id, _opened(ring, row.token_json), []
         if row.corpus is not None:
             corpora.append(CorpusCursor(row.corpus, row.cursor, row.sweep_id is not None))
     if current is not None:
         found.append(ProbeCandidate(current, provider, token, tuple(corpora)))
     return found
+
+
+def _opened(ring: Any, stored: Any) -> dict[str, Any] | None:
+    """The decrypted tokens, or None when no key opens them: such an account gets its run, whose
+    job then reports the key problem (token_key_unavailable)."""
+    try:
+        return token_crypto.decrypt(ring, stored)
+    except token_crypto.TokenKeyError:
+        return None
 
 
 def mark_checked(conn: sa.Connection, account_ids: Sequence[uuid.UUID], at: datetime) -> int:
@@ -138,24 +149,44 @@ def last_checked(conn: sa.Connection, account_id: uuid.UUID) -> datetime | None:
 def save_refreshed_tokens(
     conn: sa.Connection, refreshed: Sequence[tuple[uuid.UUID, dict[str, Any], str | None]]
 ) -> int:
-    """Write back tokens the probes refreshed, in one executemany; a reconnected account is left alone.
+    """Write back, encrypted, tokens the probes refreshed; a reconnected account is left alone.
 
     Each item is (account id, new token_json, the refresh token the probe started with), as in
-    ``accounts.save_token_json``.
+    ``accounts.save_token_json``. One read per chunk and one executemany, each row a
+    compare-and-set on the ciphertext read (a reconnect or key rotation in between writes nothing).
     """
     if not refreshed:
         return 0
     acct = connector_accounts
+    ring = token_crypto.key_ring(conn.dialect.name)
+    stored: dict[uuid.UUID, Any] = {}
+    for chunk in chunks([account_id for account_id, _, _ in refreshed]):
+        stored.update(conn.execute(sa.select(acct.c.id, acct.c.token_json).where(acct.c.id.in_(chunk))).all())
+    now = datetime.now(tz=UTC)
+    params, written = [], 0
+    for account_id, token_json, started_with in refreshed:
+        current = stored.get(account_id)
+        if current is not None and not token_crypto.is_encrypted(current):
+            # A row no migration has encrypted yet (rare): the one-row path encrypts it.
+            written += accounts.save_token_json(
+                conn, account_id, token_json, expected_refresh_token=started_with
+            )
+            continue
+        if current is None or (_opened(ring, current) or {}).get("refresh_token") != started_with:
+            continue
+        params.append(
+            {
+                "b_id": account_id,
+                "b_v": current["v"],
+                "b_token": token_crypto.encrypt(ring, token_json),
+                "b_now": now,
+            }
+        )
+    if not params:
+        return written
     stmt = (
         acct.update()
-        .where(
-            acct.c.id == sa.bindparam("b_id"),
-            acct.c.token_json["refresh_token"].as_string() == sa.bindparam("b_rt"),
-        )
+        .where(acct.c.id == sa.bindparam("b_id"), acct.c.token_json["v"].as_string() == sa.bindparam("b_v"))
         .values(token_json=sa.bindparam("b_token"), updated_at=sa.bindparam("b_now"))
     )
-    now = datetime.now(tz=UTC)
-    result = conn.execute(
-        stmt, [{"b_id": a, "b_token": t, "b_rt": rt, "b_now": now} for a, t, rt in refreshed]
-    )
-    return result.rowcount
+    return written + conn.execute(stmt, params).rowcount
