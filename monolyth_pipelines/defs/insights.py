@@ -94,7 +94,9 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
                 "preview": _preview(frame),
             }
             if key == RUNS_KEY:
-                metadata["runs_last_30_days"] = dg.MetadataValue.md(runs_chart_markdown(recent))
+                metadata["runs_last_30_days"] = dg.MetadataValue.md(
+                    runs_chart_markdown(recent, day, CHART_DAYS)
+                )
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
     return insights_daily
