@@ -62,23 +62,6 @@ class FaultRule:
         return out
 
 
-@dataclass
-class MangleRule:
-    """Rewrite the JSON body of matching successful answers: a malformed page served over HTTP.
-
-    ``transform`` gets the decoded body and returns the one to send (e.g. ``files`` set to null,
-    ``startPageToken`` removed, an item stripped of its ``id``).
-    """
-
-    endpoint: str
-    transform: Callable[[dict[str, Any]], dict[str, Any]]
-    calls: frozenset[int] | None = None
-    every: bool = False
-    account: str | None = None
-    matched: int = 0
-    fired: int = 0
-
-
 @dataclass(frozen=True)
 class Decision:
     latency: float = 0.0
@@ -98,7 +81,6 @@ class Faults:
         self._rng = random.Random(f"faults:{seed}")
         self._lock = threading.Lock()
         self.rules: list[FaultRule] = []
-        self.manglers: list[MangleRule] = []
 
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -168,40 +150,9 @@ class Faults:
             FaultRule(endpoint, calls=frozenset(calls) or None, every=not calls, account=account, rewrite=fn)
         )
 
-    def mangle(
-        self,
-        endpoint: str,
-        transform: Callable[[dict[str, Any]], dict[str, Any]],
-        *,
-        calls: Iterable[int] = (),
-        every: bool = False,
-        account: str | None = None,
-    ) -> MangleRule:
-        """``mangle("drive.files.list", lambda b: {**b, "files": None}, calls=[2])``: the 2nd
-        matching successful answer is rewritten before it is sent."""
-        rule = MangleRule(endpoint, transform, frozenset(calls) or None, every or not calls, account)
-        with self._lock:
-            self.manglers.append(rule)
-        return rule
-
-    def mangle_body(self, endpoint: str, account: str | None, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The rewritten body when a mangle rule fires on this call, else None."""
-        with self._lock:
-            for rule in self.manglers:
-                if not fnmatch.fnmatchcase(endpoint, rule.endpoint):
-                    continue
-                if rule.account is not None and rule.account != account:
-                    continue
-                rule.matched += 1
-                if rule.every or (rule.calls is not None and rule.matched in rule.calls):
-                    rule.fired += 1
-                    return rule.transform(body)
-        return None
-
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
-            self.manglers.clear()
 
     def decide(self, endpoint: str, account: str | None) -> Decision:
         latency = 0.0

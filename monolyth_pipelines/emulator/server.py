@@ -9,7 +9,6 @@ authenticate, inject faults, admit against quotas, run the handler under the emu
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import socket
@@ -137,14 +136,6 @@ class Dispatcher:
                 response = route.handler(context)
             except ApiError as exc:
                 response = error_response(exc)
-        if (
-            emu.faults.manglers
-            and response.status == 200
-            and response.content_type.startswith("application/json")
-        ):
-            mangled = emu.faults.mangle_body(endpoint, caller.email, json.loads(response.read_all()))
-            if mangled is not None:
-                response = json_response(mangled)
         emu.stats_store.api_call(email, endpoint, response.status, units=emu.quotas.cost(endpoint))
         if decision.rewrites and response.status == 200 and response.content_type.startswith(JSON_TYPE):
             return rewritten(response, decision.rewrites)

@@ -33,7 +33,7 @@ def test_a_profile_without_history_id_fails_before_anything_is_written(
     make_gmail: Callable[..., GmailHarness],
 ) -> None:
     gmail = make_gmail(10)
-    gmail.emulator.faults.mangle("gmail.users.getProfile", _without("historyId"))
+    gmail.emulator.faults.rewrite("gmail.users.getProfile", _without("historyId"))
     result, job = gmail.sync()
     assert not result.success and job.status == "failed" and job.attempts == 1
     assert job.last_error == "bad_response: getProfile: 'historyId' is missing or empty"
@@ -48,7 +48,7 @@ def test_a_last_history_page_without_history_id_keeps_the_stored_cursor(
     assert first.success
     before, rows = _cursor(gmail), gmail.rows()
     assert before
-    gmail.emulator.faults.mangle("gmail.users.history.list", _without("historyId"))
+    gmail.emulator.faults.rewrite("gmail.users.history.list", _without("historyId"))
     result, job = gmail.sync()
     assert not result.success and job.attempts == 1
     assert job.last_error == "bad_response: history.list: 'historyId' is missing or empty"
@@ -63,7 +63,7 @@ def test_a_thread_without_id_is_counted_and_skipped(make_gmail: Callable[..., Gm
         threads[0].pop("id")
         return {**body, "threads": threads}
 
-    gmail.emulator.faults.mangle("gmail.users.threads.list", strip_first, calls=[1])
+    gmail.emulator.faults.rewrite("gmail.users.threads.list", strip_first, calls=[1])
     result, job = gmail.sync()
     assert result.success and job.status == "completed"
     assert job.meta_json["counters"]["skipped"]["malformed_item"] == 1

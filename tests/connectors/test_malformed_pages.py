@@ -29,7 +29,7 @@ def _cursors(drive: DriveHarness) -> list[tuple[Any, ...]]:
 
 
 def test_files_null_on_a_listing_page_fails_once_naming_the_field(drive: DriveHarness) -> None:
-    rule = drive.emulator.faults.mangle("drive.files.list", lambda body: {**body, "files": None}, calls=[2])
+    rule = drive.emulator.faults.rewrite("drive.files.list", lambda body: {**body, "files": None}, calls=[2])
     result, job = drive.sync()
     assert rule.fired == 1
     assert not result.success and job.status == "failed" and job.attempts == 1
@@ -52,7 +52,7 @@ def test_an_item_without_id_is_counted_and_skipped(make_drive: Callable[[int], D
         return {**body, "files": files}
 
     listed = drive.drive.files()
-    drive.emulator.faults.mangle("drive.files.list", strip_first_id, calls=[1])
+    drive.emulator.faults.rewrite("drive.files.list", strip_first_id, calls=[1])
     result, job = drive.sync()
     assert result.success and job.status == "completed"
     counters = job.meta_json["counters"]
@@ -63,7 +63,7 @@ def test_an_item_without_id_is_counted_and_skipped(make_drive: Callable[[int], D
 
 
 def test_a_missing_start_page_token_fails_before_anything_is_listed(drive: DriveHarness) -> None:
-    drive.emulator.faults.mangle("drive.changes.getStartPageToken", lambda body: {"kind": body.get("kind")})
+    drive.emulator.faults.rewrite("drive.changes.getStartPageToken", lambda body: {"kind": body.get("kind")})
     result, job = drive.sync()
     assert not result.success and job.attempts == 1
     assert job.last_error == "bad_response: changes.getStartPageToken: 'startPageToken' is missing or empty"
@@ -81,7 +81,7 @@ def test_a_changes_page_without_any_token_keeps_the_stored_cursor(
     def no_tokens(body: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in body.items() if k not in ("nextPageToken", "newStartPageToken")}
 
-    drive.emulator.faults.mangle("drive.changes.list", no_tokens)
+    drive.emulator.faults.rewrite("drive.changes.list", no_tokens)
     result, job = drive.sync()
     assert not result.success and job.attempts == 1
     assert job.last_error == (
@@ -101,7 +101,7 @@ def test_an_incomplete_search_is_counted_warned_and_tombstones_nothing(
     def incomplete(body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "incompleteSearch": True, "files": body["files"][:5]}
 
-    drive.emulator.faults.mangle("drive.files.list", incomplete, calls=[1])
+    drive.emulator.faults.rewrite("drive.files.list", incomplete, calls=[1])
     result, job = drive.sync()
     assert result.success
     counters = job.meta_json["counters"]
