@@ -61,7 +61,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def start_emulator(files: int, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_emulator(
+    files: int, workdir: Path, accounts: int = 1, timeout: float = 300
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """The emulator in its own process, ``accounts`` accounts of ``files`` Drive files each."""
     accounts_file = workdir / "accounts.json"
     proc = subprocess.Popen(
         [
@@ -72,7 +75,7 @@ def start_emulator(files: int, workdir: Path) -> tuple[subprocess.Popen[bytes], 
             "--port",
             "0",
             "--accounts",
-            "1",
+            str(accounts),
             "--drive-files",
             str(files),
             "--gmail-threads",
@@ -83,7 +86,7 @@ def start_emulator(files: int, workdir: Path) -> tuple[subprocess.Popen[bytes], 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout
     while not accounts_file.exists() or not accounts_file.stat().st_size:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the emulator did not start")

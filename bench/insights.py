@@ -179,7 +179,7 @@ def pandas_vs_sql(engine: sa.Engine) -> dict[str, Any]:
 
 def sync_costs(pg_url: str, files: int, changed: float) -> dict[str, Any]:
     import dagster as dg
-    from drive_sync import admin
+    from drive_sync import admin, start_emulator
 
     from monolyth_pipelines.defs.local_run import materialize_account
     from monolyth_pipelines.store import accounts, file_events, jobs
@@ -191,7 +191,7 @@ def sync_costs(pg_url: str, files: int, changed: float) -> dict[str, Any]:
     db_url = str(sa.make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"}))
     workdir = Path(tempfile.mkdtemp(prefix="bench-insights-"))
     order = [False, True, True, False]  # events off/on, ABBA against drift
-    emulator, info = start_emulator(files, workdir, len(order))
+    emulator, info = start_emulator(files, workdir, accounts=len(order), timeout=600)
     base = info["base_url"]
     os.environ.update(
         MONOLYTH_GOOGLE_API_ENDPOINT=base,
@@ -269,40 +269,6 @@ def sync_costs(pg_url: str, files: int, changed: float) -> dict[str, Any]:
             "ratio": round(on / off, 3),
         }
     return out
-
-
-def start_emulator(
-    files: int, workdir: Path, accounts: int
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """The emulator in its own process, ``accounts`` accounts of ``files`` Drive files each."""
-    accounts_file = workdir / "accounts.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monolyth_pipelines.emulator",
-            "serve",
-            "--port",
-            "0",
-            "--accounts",
-            str(accounts),
-            "--drive-files",
-            str(files),
-            "--gmail-threads",
-            "0",
-            "--accounts-file",
-            str(accounts_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 600
-    while not accounts_file.exists() or not accounts_file.stat().st_size:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the emulator did not start")
-        time.sleep(0.2)
-    time.sleep(0.2)
-    return proc, json.loads(accounts_file.read_text())
 
 
 # --- main ------------------------------------------------------------------------------------
