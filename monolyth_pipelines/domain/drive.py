@@ -186,13 +186,18 @@ def normalise_drive_file(file: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_file_record(file: Mapping[str, Any]) -> FileRecord:
-    """The ``connector_files`` row for one Drive File; ``meta`` = spec shape + META_EXTRA_KEYS."""
-    normalised = payloads.scrub(normalise_drive_file(file))
+def to_file_record(file: Mapping[str, Any], *, clean: bool = False) -> FileRecord:
+    """The ``connector_files`` row for one Drive File; ``meta`` = spec shape + META_EXTRA_KEYS.
+
+    ``clean``: the caller found nothing to scrub in it (``payloads.needs_scrub``)."""
+    normalised = normalise_drive_file(file)
+    if not clean:
+        normalised = payloads.scrub(normalised)
     meta = dict(normalised)
     for key in META_EXTRA_KEYS:
-        if file.get(key) is not None:
-            meta[key] = payloads.scrub(file[key])
+        value = file.get(key)
+        if value is not None:
+            meta[key] = value if clean else payloads.scrub(value)
     return FileRecord(
         external_id=str(file["id"]),
         title=normalised["name"],
@@ -202,6 +207,22 @@ def to_file_record(file: Mapping[str, Any]) -> FileRecord:
         url=normalised["webViewLink"],
         meta=meta,
     )
+
+
+def read_listing(
+    files: list[Any], limits: DriveLimits
+) -> tuple[list[FileRecord], list[tuple[SkipReason, str]]]:
+    """A files.list page as the rows to store and the (reason, id) of each file skipped."""
+    clean = not payloads.needs_scrub(files)
+    records: list[FileRecord] = []
+    skipped: list[tuple[SkipReason, str]] = []
+    for file in files:
+        skip = classify_drive_file(file, limits)
+        if skip is None:
+            records.append(to_file_record(file, clean=clean))
+        else:
+            skipped.append((skip, payloads.item_key(file)))
+    return records, skipped
 
 
 class ChangeAction(StrEnum):

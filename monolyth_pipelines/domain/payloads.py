@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from monolyth_pipelines.domain.timestamps import from_epoch_millis, parse_rfc3339
 
 # Skip reasons (the keys of ``counters.skipped``).
@@ -54,6 +56,16 @@ def scrub_text(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def needs_scrub(value: Any) -> bool:
+    """False when no text anywhere in ``value`` needs ``scrub``: one C pass over a whole page,
+    so a clean page (nearly all of them) skips the walk item by item."""
+    try:
+        orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return True  # a lone surrogate, or something orjson cannot judge: scrub to be sure
+    return False
+
+
 def scrub(value: Any) -> Any:
     """``value`` (JSON-like) with every string scrubbed, keys included."""
     if isinstance(value, str):
@@ -67,29 +79,39 @@ def scrub(value: Any) -> Any:
 
 def _bad_text(value: object) -> bool:
     """Present but not usable text: another type, or absurdly long."""
-    return value is not None and (not isinstance(value, str) or len(value) > MAX_FIELD_CHARS)
+    if value is None:
+        return False
+    return not isinstance(value, str) or len(value) > MAX_FIELD_CHARS
 
 
 def _bad_list(value: object) -> bool:
     return value is not None and not isinstance(value, list)
 
 
+_DRIVE_TEXT_FIELDS = ("name", "mimeType", "webViewLink", "driveId", "md5Checksum")
+
+
 def drive_file_problem(file: object) -> str | None:
     """Why a Drive File cannot be stored as it is, or None when it can."""
-    if not isinstance(file, Mapping) or usable_id(file.get("id")) is None:
+    # Runs on every listed file: plain loops and exact type checks before the ABC ones.
+    if not (type(file) is dict or isinstance(file, Mapping)) or usable_id(file.get("id")) is None:
         return MALFORMED_ITEM
-    if any(_bad_text(file.get(k)) for k in ("name", "mimeType", "webViewLink", "driveId", "md5Checksum")):
-        return INVALID_FIELD
-    modified = file.get("modifiedTime")
+    get = file.get
+    for key in _DRIVE_TEXT_FIELDS:
+        if _bad_text(get(key)):
+            return INVALID_FIELD
+    modified = get("modifiedTime")
     if modified is not None and (_bad_text(modified) or parse_rfc3339(modified) is None):
         return INVALID_FIELD
-    size = file.get("size")
+    size = get("size")
     if size is not None and (isinstance(size, bool) or not str(size).isdigit() or int(str(size)) > MAX_SIZE):
         return INVALID_FIELD
-    if _bad_list(file.get("owners")) or _bad_list(file.get("parents")):
+    if _bad_list(get("owners")) or _bad_list(get("parents")):
         return INVALID_FIELD
-    if any(file.get(k) is not None and not isinstance(file.get(k), bool) for k in ("trashed", "ownedByMe")):
-        return INVALID_FIELD
+    for key in ("trashed", "ownedByMe"):
+        flag = get(key)
+        if flag is not None and flag is not True and flag is not False:
+            return INVALID_FIELD
     return None
 
 

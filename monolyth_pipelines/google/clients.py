@@ -14,9 +14,11 @@ from urllib.parse import urlsplit
 
 import google_auth_httplib2
 import httplib2
+import orjson
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import Resource, build
 from googleapiclient.http import BatchHttpRequest
+from googleapiclient.model import JsonModel
 
 from monolyth_pipelines.settings import GoogleEndpoints
 
@@ -39,6 +41,17 @@ class CountingHttp(httplib2.Http):
         return sum(self.requests.values())
 
 
+class FastJsonModel(JsonModel):
+    """Google's answers decoded by orjson, a few times faster than json on 1,000-item pages.
+    What orjson refuses (lone surrogates, NaN, a body that is not JSON) is decoded as before."""
+
+    def deserialize(self, content: Any) -> Any:
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return super().deserialize(content)
+
+
 class GoogleClients:
     """The Drive and Gmail clients of one account, sharing one authorised, counting transport."""
 
@@ -58,6 +71,7 @@ class GoogleClients:
                 http=self.http,
                 static_discovery=True,
                 cache_discovery=False,
+                model=FastJsonModel(),
                 client_options={"api_endpoint": self.endpoints.drive_api_endpoint},
             )
         return self._drive
@@ -70,6 +84,7 @@ class GoogleClients:
                 http=self.http,
                 static_discovery=True,
                 cache_discovery=False,
+                model=FastJsonModel(),
                 client_options={"api_endpoint": self.endpoints.gmail_api_endpoint},
             )
         return self._gmail

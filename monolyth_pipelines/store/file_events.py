@@ -140,12 +140,13 @@ def _pg_change(name: str, old: str, new: str, render: str = "{}") -> str:
     )
 
 
-def pg_upsert_with_events(cols: str, updates: str) -> str:
-    """The COPY path's upsert that also logs its events, in one statement.
+def pg_upsert_with_events(stage: str, cols: str, updates: str, *, log: bool = True) -> str:
+    """Postgres's page upsert, from ``stage`` (a SELECT of whole connector_files rows), that also
+    logs its events (unless ``log`` is off) in the same statement.
 
     Every CTE reads the same snapshot, so ``old`` holds the rows as they were before ``written``
     changed them; only rows the upsert really wrote (new, changed or revived) get an event.
-    Parameters: account_id, job_id, now.
+    Returns (external_id, inserted, revived) per row written.
     """
     changed = " || ".join(
         (
@@ -154,18 +155,7 @@ def pg_upsert_with_events(cols: str, updates: str) -> str:
             _pg_change("modified_at", "o.modified_at", "w.modified_at", _PG_ISO),
         )
     )
-    return f"""
-WITH old AS MATERIALIZED (
-    SELECT f.external_id, f.title, f.size, f.modified_at, f.deleted_at, f.deleted_reason
-    FROM connector_files f
-    WHERE f.account_id = %(account_id)s
-      AND f.external_id IN (SELECT external_id FROM monolyth_files_stage)
-), written AS (
-    INSERT INTO connector_files (id, {cols}) SELECT id, {cols} FROM monolyth_files_stage
-    ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}
-    WHERE connector_files.content_hash <> EXCLUDED.content_hash OR connector_files.deleted_at IS NOT NULL
-    RETURNING account_id, provider, external_id, title, size, modified_at, (xmax = 0) AS inserted
-), logged AS (
+    logged = f""", logged AS (
     INSERT INTO connector_file_events ({", ".join(EVENT_COLUMNS)})
     SELECT w.account_id, w.provider, w.external_id, %(job_id)s,
         CASE WHEN w.inserted THEN 'added'
@@ -176,7 +166,20 @@ WITH old AS MATERIALIZED (
         CASE WHEN NOT w.inserted THEN o.deleted_reason END,
         w.modified_at, %(now)s, {changed}
     FROM written w LEFT JOIN old o ON o.external_id = w.external_id
-)
+)"""
+    return f"""
+WITH stage AS MATERIALIZED ({stage}
+), old AS MATERIALIZED (
+    SELECT f.external_id, f.title, f.size, f.modified_at, f.deleted_at, f.deleted_reason
+    FROM connector_files f
+    WHERE f.account_id = %(account_id)s
+      AND f.external_id IN (SELECT external_id FROM stage)
+), written AS (
+    INSERT INTO connector_files ({cols}) SELECT {cols} FROM stage
+    ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}
+    WHERE connector_files.content_hash <> EXCLUDED.content_hash OR connector_files.deleted_at IS NOT NULL
+    RETURNING account_id, provider, external_id, title, size, modified_at, (xmax = 0) AS inserted
+){logged if log else ""}
 SELECT w.external_id, w.inserted, (o.deleted_at IS NOT NULL) AS revived
 FROM written w LEFT JOIN old o ON o.external_id = w.external_id
 """

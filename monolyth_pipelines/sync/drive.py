@@ -7,7 +7,6 @@ run killed after page k leaves pages 1..k stored and the next run resumes at pag
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from monolyth_pipelines.domain import drive as drive_domain
@@ -18,6 +17,7 @@ from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.settings import DriveLimits
 from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.drive_content import EXPORT_AS, DriveContentImport  # noqa: F401
+from monolyth_pipelines.sync.drive_listing import DriveListing
 from monolyth_pipelines.sync.drive_reconcile import UNSEEN_LOOKUPS, DriveReconcile  # noqa: F401
 from monolyth_pipelines.sync.guards import refuse_mass_tombstone
 from monolyth_pipelines.sync.page_checks import (
@@ -36,7 +36,7 @@ KIND = "drive_import"
 MY_DRIVE = "drive"
 
 
-class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
+class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
     def __init__(self, run: SyncRun) -> None:
         super().__init__(run)
         assert isinstance(run.limits, DriveLimits)
@@ -144,14 +144,7 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
         """List the corpus; True when the listing finished with a reconcile."""
         sweep = self._begin_or_resume(corpus, drive_id, force_reconcile=force_reconcile, restart=restart)
         finished = False
-        for listed, next_token in self._listing(sweep, drive_id):
-            records: list[FileRecord] = []
-            for item in listed:
-                skip = drive_domain.classify_drive_file(item, self.limits)
-                if skip is None:
-                    records.append(drive_domain.to_file_record(item))
-                else:
-                    self.counters.skip(skip, payloads.item_key(item))
+        for records, next_token in self._listing(sweep, drive_id):
             yield self._with_content(sweep.listing_page(records, next_token))
             finished = not next_token
         if not finished:
@@ -218,93 +211,6 @@ class DriveSync(DriveReconcile, DriveContentImport, PagedSync):
                 scope=scope,
                 seen_at_start=self.counters.seen,
             )
-
-    def _listing(
-        self, sweep: Sweep, drive_id: str | None
-    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
-        """The sweep's files.list pages from where it stands, within the run's budget; a resumed
-        position Google refuses restarts the listing from the top."""
-        query = drive_domain.build_list_query(self.limits)
-
-        def list_page(token: str | None, page_size: int) -> dict[str, Any]:
-            return self._execute(
-                self.drive.files().list(
-                    q=query,
-                    pageSize=page_size,
-                    pageToken=token,
-                    orderBy="modifiedTime desc",
-                    fields=drive_domain.DRIVE_FILES_LIST_FIELDS,
-                    **drive_domain.corpus_args(drive_id),
-                )
-            )
-
-        # While a page is written, the next one is already being fetched: the listing is
-        # latency-bound and the writes database-bound, so overlapping them nearly halves the
-        # wall time. At most two pages are in memory. Not with Option B, whose content
-        # downloads share the HTTP connection (httplib2 is not thread-safe).
-        prefetch = ThreadPoolExecutor(max_workers=1) if not self.limits.import_to_vault else None
-        pending: Future[dict[str, Any]] | None = None
-        page_token = sweep.page_token
-        try:
-            while True:
-                if self.budget <= 0:
-                    self.counters.limit_reached = True
-                    return
-                if pending is not None:
-                    resp, pending = pending.result(), None
-                else:
-                    try:
-                        resp = list_page(page_token, self._page_size())
-                    except SyncError as error:
-                        if not (sweep.resumed and page_token) or error.code not in (
-                            ErrorCode.CURSOR_INVALID,
-                            ErrorCode.BAD_REQUEST,
-                        ):
-                            raise
-                        self._restart_listing(sweep, error)
-                        page_token = None
-                        continue
-                raw = page_list(resp, "files", "files.list")
-                self.budget -= len(raw)
-                self.counters.seen += len(raw)
-                listed = with_ids(raw, "id", self.counters.skip, f"files.list page {self.counters.pages + 1}")
-                if resp.get("incompleteSearch") is True:
-                    self.counters.incomplete_search += 1
-                    self.incomplete.add(sweep.corpus)
-                next_token = resp.get("nextPageToken") or None
-                if prefetch is not None and next_token and self.budget > 0:
-                    pending = prefetch.submit(list_page, next_token, self._page_size())
-                yield listed, next_token
-                if not next_token:
-                    return
-                page_token = next_token
-        finally:
-            if prefetch is not None:
-                prefetch.shutdown(wait=True, cancel_futures=True)
-
-    def _restart_listing(self, sweep: Sweep, error: SyncError) -> None:
-        """The position saved by an earlier run was refused (expired, or the query changed):
-        list again from the top, and reconcile at the end."""
-        self.counters.warnings.append(
-            f"saved listing position of {sweep.corpus} was rejected ({error.code}); listing restarts"
-        )
-        assert sweep.start_cursor
-        reconcile = sweep.reconcile or sweep.live_before > 0
-        with self.run.fenced() as conn:
-            fresh = begin_sweep(
-                conn,
-                self.account_id,
-                sweep.corpus,
-                start_cursor=sweep.start_cursor,
-                reconcile=reconcile,
-                live_before=sweep.live_before,
-            )
-        sweep.sweep_id, sweep.reconcile, sweep.resumed, sweep.page_token = (
-            fresh.sweep_id,
-            reconcile,
-            False,
-            None,
-        )
 
     # --- incremental ----------------------------------------------------------------------------
     def _incremental(
