@@ -141,8 +141,9 @@ def _pg_change(name: str, old: str, new: str, render: str = "{}") -> str:
 
 
 def pg_upsert_with_events(stage: str, cols: str, updates: str, *, log: bool = True) -> str:
-    """Postgres's page upsert, from ``stage`` (a SELECT of whole connector_files rows), that also
-    logs its events (unless ``log`` is off) in the same statement.
+    """Postgres's page upsert, from ``stage`` (a SELECT of whole connector_files rows and each
+    row's ``added_changes``: ``changes(None, row)``), that also logs its events (unless ``log``
+    is off) in the same statement.
 
     Every CTE reads the same snapshot, so ``old`` holds the rows as they were before ``written``
     changed them; only rows the upsert really wrote (new, changed or revived) get an event.
@@ -164,8 +165,9 @@ def pg_upsert_with_events(stage: str, cols: str, updates: str, *, log: bool = Tr
              WHEN o.title IS DISTINCT FROM w.title THEN 'renamed'
              ELSE 'modified' END,
         CASE WHEN NOT w.inserted THEN o.deleted_reason END,
-        w.modified_at, %(now)s, {changed}
+        w.modified_at, %(now)s, CASE WHEN w.inserted THEN s.added_changes ELSE {changed} END
     FROM written w LEFT JOIN old o ON o.external_id = w.external_id
+    JOIN stage s ON s.external_id = w.external_id
 )"""
     return f"""
 WITH stage AS MATERIALIZED ({stage}

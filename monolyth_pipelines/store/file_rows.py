@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from monolyth_pipelines.domain.records import FileRecord
+from monolyth_pipelines.store import file_events
 from monolyth_pipelines.store.errors import InvalidRecordError
 
 
@@ -48,18 +49,18 @@ class UpsertCounts:
 _NOT_ASCII = re.compile("[^\x00-\x7e]")
 
 
-def _plain(value: Any) -> bool:
-    """Only dicts, lists, strings, ints, booleans and None: where orjson and json agree (but
-    for non-ASCII, escaped below). Floats (1e-05 vs 0.00001), subclasses and anything json
-    would pass to ``default`` take json's own path."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is dict:
-        return all(map(_plain, value.values()))
-    if kind is list:
-        return all(map(_plain, value))
-    return False
+def _plain(container: dict[Any, Any] | list[Any]) -> bool:
+    """Only dicts, lists, strings, ints, booleans and None inside: where orjson and json agree
+    (but for non-ASCII, escaped below). Floats (1e-05 vs 0.00001), subclasses and anything
+    json would pass to ``default`` take json's own path."""
+    for item in container.values() if type(container) is dict else container:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if (kind is dict or kind is list) and _plain(item):
+            continue
+        return False
+    return True
 
 
 def _ascii_escape(match: re.Match[str]) -> str:
@@ -76,7 +77,8 @@ def canonical_json(value: Any) -> str:
     fast = None
     # Non-string keys, integers past 64 bits, lone surrogates: orjson refuses, json decides.
     with contextlib.suppress(orjson.JSONEncodeError):
-        fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if _plain(value) else None
+        if type(value) is dict and _plain(value):
+            fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     if fast is None:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     text = fast.decode()
@@ -153,6 +155,11 @@ def row(record: FileRecord) -> dict[str, Any]:
         "url": record.url,
         "meta": record.meta,
         "content_hash": content_hash(record, meta_text),
+        # What the row's event says if it turns out new (most rows of a first sync): built here,
+        # in the thread that prepares the page, instead of by the database on the writer's time.
+        "added_changes": file_events.changes(
+            None, {"title": record.title, "size": record.size, "modified_at": record.modified_at}
+        ),
     }
 
 
@@ -177,6 +184,7 @@ class PreparedRecords(list[FileRecord]):
     everything else that reads a page."""
 
     rows: list[dict[str, Any]]
+    rows_json: bytes  # the rows as one JSON document, as Postgres's page write sends them
 
 
 def prepare(records: Sequence[FileRecord]) -> PreparedRecords:
@@ -186,4 +194,6 @@ def prepare(records: Sequence[FileRecord]) -> PreparedRecords:
     by_id = {record.external_id: record for record in records}
     prepared = PreparedRecords(by_id.values())
     prepared.rows = [row(record) for record in prepared]
+    # Datetimes as RFC 3339 with their offset, which timestamptz reads exactly.
+    prepared.rows_json = orjson.dumps(prepared.rows)
     return prepared

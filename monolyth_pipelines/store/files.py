@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
@@ -68,7 +69,9 @@ def upsert_files(
     now = utcnow()
     for rows in _chunks(prepared.rows):
         if conn.dialect.name == "postgresql" and not dry_run:
-            counts.add(pg_upsert.upsert_page(conn, account_id, provider, rows, job_id, now))
+            # A page (up to CHUNK rows) goes with the JSON its preparation made already.
+            document = prepared.rows_json if len(rows) == len(prepared.rows) else orjson.dumps(list(rows))
+            counts.add(pg_upsert.upsert_page(conn, account_id, provider, rows, document, job_id, now))
             continue
         existing = {
             row.external_id: row._mapping

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql
 
 from monolyth_pipelines.store import file_events
@@ -48,7 +48,8 @@ def _stage() -> str:
     for name in ROW_FIELDS:
         column = connector_files.c["meta_json" if name == "meta" else name]
         fields.append(f"{name} {column.type.compile(dialect=dialect)}")
-    select = []
+    fields.append("added_changes jsonb")  # not a column: the event of a new row (file_rows.row)
+    select = ["r.added_changes"]
     for column in connector_files.c:
         if column.name in _SHARED:
             select.append(f"{_SHARED[column.name]} AS {column.name}")
@@ -59,6 +60,10 @@ def _stage() -> str:
     return f"SELECT {', '.join(select)} FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({', '.join(fields)})"
 
 
+def _as_is(document: bytes) -> bytes:
+    return document
+
+
 @functools.cache
 def _statement(recording: bool) -> str:
     cols = ", ".join(c.name for c in connector_files.c)
@@ -66,22 +71,20 @@ def _statement(recording: bool) -> str:
     return file_events.pg_upsert_with_events(_stage(), cols, updates, log=recording)
 
 
-def _encode(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 def upsert_page(
     conn: sa.Connection,
     account_id: uuid.UUID,
     provider: str,
     rows: Sequence[dict[str, Any]],
+    rows_json: bytes,
     job_id: uuid.UUID | None,
     now: datetime,
 ) -> UpsertCounts:
-    """Write ``rows`` (``file_rows.row`` dicts, one per external id); counts what changed."""
+    """Write ``rows`` (``file_rows.row`` dicts, one per external id, and the same as one JSON
+    document: ``rows_json``); counts what changed."""
     params = {
-        # orjson writes datetimes as RFC 3339 with their offset: timestamptz reads them exactly.
-        "rows": orjson.dumps(list(rows), default=_encode).decode(),
+        # Sent as the jsonb it is: no re-encoding of the document on the writer's thread.
+        "rows": Jsonb(rows_json, dumps=_as_is),
         "account_id": account_id,
         "provider": provider,
         "now": now,
