@@ -4,12 +4,12 @@ k+1 from Google and turns it into rows.
 The listing waits on Google and the writes on the database, so overlapping them is most of a full
 sync's speed; the fetch thread also does the CPU work a page needs before the write (checks,
 normalising, hashing), which the writer would otherwise do while Google and the database idle. At
-most two pages are in memory. Counters are only touched by the writer's thread.
+most two pages are in memory. Counters are changed by the writer's thread only, but for the
+retries the fetch thread's own Google calls count.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,11 +23,6 @@ from monolyth_pipelines.sync.pages import Sweep, begin_sweep
 
 if TYPE_CHECKING:
     from monolyth_pipelines.sync.drive import DriveSync
-
-# While a fetch thread works, the writer needs the GIL back within this many seconds of its
-# database answer (the default, 5 ms, cost a 1,000-row page tens of ms across its statements).
-_SWITCH_INTERVAL = 0.0005
-
 
 @dataclass
 class ListedPage:
@@ -80,9 +75,6 @@ class DriveListing:
         # Not with Option B, whose content downloads share the HTTP connection (httplib2 is not
         # thread-safe).
         prefetch = ThreadPoolExecutor(max_workers=1) if not self.limits.import_to_vault else None
-        switch_interval = sys.getswitchinterval()
-        if prefetch is not None:
-            sys.setswitchinterval(_SWITCH_INTERVAL)
         pending: Future[ListedPage] | None = None
         page_token = sweep.page_token
         try:
@@ -122,7 +114,6 @@ class DriveListing:
         finally:
             if prefetch is not None:
                 prefetch.shutdown(wait=True, cancel_futures=True)
-                sys.setswitchinterval(switch_interval)
 
     def _restart_listing(self: DriveSync, sweep: Sweep, error: SyncError) -> None:
         """The position saved by an earlier run was refused (expired, or the query changed):
