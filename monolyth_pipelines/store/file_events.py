@@ -77,9 +77,11 @@ def iso(value: datetime | None) -> str | None:
     cheaper per row than to_char."""
     if value is None:
         return None
-    value = value.astimezone(UTC)
-    fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat, not strftime: a few times cheaper, and it pads years below 1000 as to_jsonb does.
+    text = value.replace(tzinfo=None).isoformat()
+    return text.rstrip("0") if value.microsecond else text
 
 
 def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,6 +94,19 @@ def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, 
             if name == "modified_at":
                 before, after = iso(before), iso(after)
             out[name] = {"old": before, "new": after}
+    return out
+
+
+def added_changes(title: str | None, size: int | None, modified_at: datetime | None) -> dict[str, Any]:
+    """``changes(None, row)``, the changes of a new row, without the general case's loop: it
+    runs for every row of a page (file_rows.row)."""
+    out: dict[str, Any] = {}
+    if title is not None:
+        out["title"] = {"old": None, "new": title}
+    if size is not None:
+        out["size"] = {"old": None, "new": size}
+    if modified_at is not None:
+        out["modified_at"] = {"old": None, "new": iso(modified_at)}
     return out
 
 

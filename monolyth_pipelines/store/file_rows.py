@@ -157,9 +157,7 @@ def row(record: FileRecord) -> dict[str, Any]:
         "content_hash": content_hash(record, meta_text),
         # What the row's event says if it turns out new (most rows of a first sync): built here,
         # in the thread that prepares the page, instead of by the database on the writer's time.
-        "added_changes": file_events.changes(
-            None, {"title": record.title, "size": record.size, "modified_at": record.modified_at}
-        ),
+        "added_changes": file_events.added_changes(record.title, record.size, record.modified_at),
     }
 
 

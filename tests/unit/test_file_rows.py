@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monolyth_pipelines.domain.records import FileRecord
+from monolyth_pipelines.store.file_events import added_changes, changes, iso
 from monolyth_pipelines.store.file_rows import canonical_json, content_hash, row
 
 
@@ -64,3 +65,26 @@ def test_a_drive_row_hashes_as_the_stored_rows_did() -> None:
     stored = "77864a22949e9d840d38bcf21599b3a503737571a2202d8a1b45b52c75a7364d"
     assert content_hash(record) == stored
     assert row(record)["content_hash"] == stored
+
+
+@given(
+    st.none() | st.text(),
+    st.none() | st.integers(min_value=0, max_value=2**63 - 1),
+    st.none() | st.datetimes(timezones=st.timezones()),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_new_rows_event_changes_are_the_general_rule_with_nothing_before(
+    title: str | None, size: int | None, modified_at: datetime | None
+) -> None:
+    new = {"title": title, "size": size, "modified_at": modified_at}
+    assert added_changes(title, size, modified_at) == changes(None, new)
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), timezones=st.timezones()))
+@settings(max_examples=300, deadline=None)
+def test_event_times_read_as_before(moment: datetime) -> None:
+    """iso() moved from strftime to isoformat: the same text for any instant from year 1000
+    (strftime does not pad earlier years; isoformat pads them as Postgres does)."""
+    utc = moment.astimezone(UTC)
+    fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
+    assert iso(moment) == utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction
