@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from googleapiclient.http import HttpRequest
 
 from monolyth_pipelines.google.retry import RetryEvent, call_with_retries, expect_json_object
+from monolyth_pipelines.sync.collector import fewer_collections
 from monolyth_pipelines.sync.pages import PageWrite
 from monolyth_pipelines.sync.run import SyncRun
 
@@ -33,7 +34,8 @@ class PagedSync:
         raise NotImplementedError
 
     def sync(self) -> None:
-        self.run.commit_pages(self.pages())
+        with fewer_collections():
+            self.run.commit_pages(self.pages())
 
     def _count_retry(self, _event: RetryEvent) -> None:
         self.counters.retries += 1
