@@ -27,6 +27,7 @@ import orjson
 from monolyth_pipelines.domain.records import FileRecord
 from monolyth_pipelines.store import file_events
 from monolyth_pipelines.store.errors import InvalidRecordError
+from monolyth_pipelines.store.schema import connector_files
 
 
 @dataclass
@@ -122,6 +123,11 @@ def _without_nul(value: Any) -> Any:
         return [_without_nul(v) for v in value]
     return value
 
+
+# Every column but the row's identity and birth: what an upsert may change.
+UPDATED_ON_CONFLICT = tuple(
+    c.name for c in connector_files.c if c.name not in ("id", "account_id", "external_id", "created_at")
+)
 
 # What differs from row to row; account, provider and times are the statement's constants.
 ROW_FIELDS = ("external_id", "title", "mime", "size", "modified_at", "url", "meta", "content_hash")

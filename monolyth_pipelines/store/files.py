@@ -37,7 +37,7 @@ def _sqlite_upsert_statement() -> Any:
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["account_id", "external_id"],
-        set_={name: excluded[name] for name in pg_upsert.UPDATED_ON_CONFLICT},
+        set_={name: excluded[name] for name in file_rows.UPDATED_ON_CONFLICT},
         # Guards against a concurrent writer having stored the same content meanwhile.
         where=sa.or_(
             connector_files.c.content_hash != excluded.content_hash,

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql
 
 from monolyth_pipelines.store import file_events
-from monolyth_pipelines.store.file_rows import ROW_FIELDS, UpsertCounts
+from monolyth_pipelines.store.file_rows import ROW_FIELDS, UPDATED_ON_CONFLICT, UpsertCounts
 from monolyth_pipelines.store.schema import connector_files
 
 # The columns every row of a page shares, as statement parameters; the others come from the rows.
@@ -34,11 +34,6 @@ _SHARED = {
 }
 # A row's ``meta`` (a JSON object) is the column meta_json.
 _FROM_ROW = {"meta_json": "meta"}
-
-# Every column but the row's identity and birth: what an upsert may change.
-UPDATED_ON_CONFLICT = tuple(
-    c.name for c in connector_files.c if c.name not in ("id", "account_id", "external_id", "created_at")
-)
 
 
 def _stage() -> str:
