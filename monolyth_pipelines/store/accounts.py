@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from monolyth_pipelines.store import token_crypto
 from monolyth_pipelines.store.errors import InvalidRecordError
-from monolyth_pipelines.store.schema import AccountStatus, Provider, connector_accounts
+from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, Provider, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
 
 
@@ -155,6 +155,24 @@ def set_status(
         connector_accounts.update()
         .where(connector_accounts.c.id == account_id)
         .values(status=status, status_reason=reason, status_message=message, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def mark_needs_reauth(conn: sa.Connection, account_id: uuid.UUID, message: str) -> bool:
+    """``connected`` → ``error``/``needs_reauth``. A disconnect in between stays a disconnect."""
+    result = conn.execute(
+        connector_accounts.update()
+        .where(
+            connector_accounts.c.id == account_id,
+            connector_accounts.c.status == AccountStatus.CONNECTED.value,
+        )
+        .values(
+            status=AccountStatus.ERROR.value,
+            status_reason=AccountStatusReason.NEEDS_REAUTH.value,
+            status_message=message,
+            updated_at=utcnow(),
+        )
     )
     return result.rowcount == 1
 

@@ -375,7 +375,7 @@ class SyncRun:
             if not closed_now:
                 return  # closed already, or another run holds the job now: this run writes nothing more
             if reauth.needs_reauth(error):
-                reauth.mark_needs_reauth(conn, ident.account_id, reauth.reauth_message(error))
+                accounts.mark_needs_reauth(conn, ident.account_id, reauth.reauth_message(error))
             events.log_event(
                 conn,
                 Event.SYNC_FAILED,
