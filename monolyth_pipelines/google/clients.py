@@ -6,6 +6,7 @@ Google's host whatever ``api_endpoint`` says, so batch URIs are built here, neve
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -41,15 +42,24 @@ class CountingHttp(httplib2.Http):
         return sum(self.requests.values())
 
 
+# orjson reads an integer outside 64 bits as a float, where json keeps it exact; every integer
+# of 18 digits or fewer fits. A run of 19 digits, even inside a string, sends the body to json.
+_MAYBE_BIG_INTEGER = re.compile(rb"\d{19}")
+
+
 class FastJsonModel(JsonModel):
     """Google's answers decoded by orjson, a few times faster than json on 1,000-item pages.
-    What orjson refuses (lone surrogates, NaN, a body that is not JSON) is decoded as before."""
+    What orjson refuses (lone surrogates, NaN, a body that is not JSON) or might read otherwise
+    (integers past 64 bits) is decoded by json, as before."""
 
     def deserialize(self, content: Any) -> Any:
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return super().deserialize(content)
+        raw = content.encode() if isinstance(content, str) else content
+        if isinstance(raw, bytes) and not _MAYBE_BIG_INTEGER.search(raw):
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        return super().deserialize(content)
 
 
 class GoogleClients:

@@ -198,6 +198,20 @@ def prepare(records: Sequence[FileRecord]) -> PreparedRecords:
     by_id = {record.external_id: record for record in records}
     prepared = PreparedRecords(by_id.values())
     prepared.rows = [row(record) for record in prepared]
-    # Datetimes as RFC 3339 with their offset, which timestamptz reads exactly.
-    prepared.rows_json = orjson.dumps(prepared.rows)
+    prepared.rows_json = rows_document(prepared.rows)
     return prepared
+
+
+def _iso_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def rows_document(rows: Sequence[dict[str, Any]]) -> bytes:
+    """The rows as one JSON document; datetimes as RFC 3339 with their offset, which timestamptz
+    reads exactly. An integer past 64 bits (which orjson refuses) goes through json, exact."""
+    try:
+        return orjson.dumps(list(rows))
+    except orjson.JSONEncodeError:
+        return json.dumps(list(rows), default=_iso_default, ensure_ascii=False).encode()

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
@@ -70,7 +69,8 @@ def upsert_files(
     for rows in _chunks(prepared.rows):
         if conn.dialect.name == "postgresql" and not dry_run:
             # A page (up to CHUNK rows) goes with the JSON its preparation made already.
-            document = prepared.rows_json if len(rows) == len(prepared.rows) else orjson.dumps(list(rows))
+            whole = len(rows) == len(prepared.rows)
+            document = prepared.rows_json if whole else file_rows.rows_document(rows)
             counts.add(pg_upsert.upsert_page(conn, account_id, provider, rows, document, job_id, now))
             continue
         existing = {

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from monolyth_pipelines.domain.records import FileRecord
 from monolyth_pipelines.store.file_events import added_changes, changes, iso
-from monolyth_pipelines.store.file_rows import canonical_json, content_hash, row
+from monolyth_pipelines.store.file_rows import canonical_json, content_hash, prepare, row
 
 
 def stdlib_json(value: Any) -> str:
@@ -88,3 +88,11 @@ def test_event_times_read_as_before(moment: datetime) -> None:
     utc = moment.astimezone(UTC)
     fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
     assert iso(moment) == utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction
+
+
+def test_an_integer_past_64_bits_reaches_the_page_document_exact() -> None:
+    """orjson refuses such integers; the page must still be written, with the value unchanged."""
+    big = -18_446_743_901_910_859_776
+    record = FileRecord("m1", "Hello", "message/rfc822", 10, None, None, {"threadId": big})
+    prepared = prepare([record])
+    assert json.loads(prepared.rows_json)[0]["meta"]["threadId"] == big
