@@ -6,7 +6,6 @@ Google's host whatever ``api_endpoint`` says, so batch URIs are built here, neve
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -15,11 +14,9 @@ from urllib.parse import urlsplit
 
 import google_auth_httplib2
 import httplib2
-import orjson
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import Resource, build
 from googleapiclient.http import BatchHttpRequest
-from googleapiclient.model import JsonModel
 
 from monolyth_pipelines.settings import GoogleEndpoints
 
@@ -42,26 +39,6 @@ class CountingHttp(httplib2.Http):
         return sum(self.requests.values())
 
 
-# orjson reads an integer outside 64 bits as a float, where json keeps it exact; every integer
-# of 18 digits or fewer fits. A run of 19 digits, even inside a string, sends the body to json.
-_MAYBE_BIG_INTEGER = re.compile(rb"\d{19}")
-
-
-class FastJsonModel(JsonModel):
-    """Google's answers decoded by orjson, a few times faster than json on 1,000-item pages.
-    What orjson refuses (lone surrogates, NaN, a body that is not JSON) or might read otherwise
-    (integers past 64 bits) is decoded by json, as before."""
-
-    def deserialize(self, content: Any) -> Any:
-        raw = content.encode() if isinstance(content, str) else content
-        if isinstance(raw, bytes) and not _MAYBE_BIG_INTEGER.search(raw):
-            try:
-                return orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                pass
-        return super().deserialize(content)
-
-
 class GoogleClients:
     """The Drive and Gmail clients of one account, sharing one authorised, counting transport."""
 
@@ -81,7 +58,6 @@ class GoogleClients:
                 http=self.http,
                 static_discovery=True,
                 cache_discovery=False,
-                model=FastJsonModel(),
                 client_options={"api_endpoint": self.endpoints.drive_api_endpoint},
             )
         return self._drive
@@ -94,7 +70,6 @@ class GoogleClients:
                 http=self.http,
                 static_discovery=True,
                 cache_discovery=False,
-                model=FastJsonModel(),
                 client_options={"api_endpoint": self.endpoints.gmail_api_endpoint},
             )
         return self._gmail
