@@ -32,24 +32,26 @@ _SHARED = {
     "deleted_at": "NULL::timestamptz",
     "deleted_reason": "NULL::text",
 }
-# A row's ``meta`` (a JSON object) is the column meta_json.
-_FROM_ROW = {"meta_json": "meta"}
+# A row's ``meta`` (a JSON object) is the column meta_json; the other row fields share their
+# column's name.
+_COLUMN_OF_FIELD = {"meta": "meta_json"}
 
 
 def _stage() -> str:
     """SELECT .. FROM jsonb_to_recordset(rows): the page as connector_files rows."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    fields = []
-    for name in ROW_FIELDS:
-        column = connector_files.c["meta_json" if name == "meta" else name]
-        fields.append(f"{name} {column.type.compile(dialect=dialect)}")
+    field_of_column = {_COLUMN_OF_FIELD.get(name, name): name for name in ROW_FIELDS}
+    fields = [
+        f"{name} {connector_files.c[_COLUMN_OF_FIELD.get(name, name)].type.compile(dialect=dialect)}"
+        for name in ROW_FIELDS
+    ]
     fields.append("added_changes jsonb")  # not a column: the event of a new row (file_rows.row)
     select = ["r.added_changes"]
     for column in connector_files.c:
         if column.name in _SHARED:
             select.append(f"{_SHARED[column.name]} AS {column.name}")
-        elif _FROM_ROW.get(column.name, column.name) in ROW_FIELDS:
-            select.append(f"r.{_FROM_ROW.get(column.name, column.name)} AS {column.name}")
+        elif column.name in field_of_column:
+            select.append(f"r.{field_of_column[column.name]} AS {column.name}")
         else:
             raise RuntimeError(f"connector_files.{column.name}: say where a page's rows take it from")
     return f"SELECT {', '.join(select)} FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({', '.join(fields)})"

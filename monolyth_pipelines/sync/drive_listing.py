@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monolyth_pipelines.domain import drive as drive_domain
 from monolyth_pipelines.errors import ErrorCode, SyncError
@@ -23,6 +23,7 @@ from monolyth_pipelines.sync.pages import Sweep, begin_sweep
 
 if TYPE_CHECKING:
     from monolyth_pipelines.sync.drive import DriveSync
+
 
 @dataclass
 class ListedPage:
@@ -105,8 +106,14 @@ class DriveListing:
                     self.counters.incomplete_search += 1
                     self.incomplete.add(sweep.corpus)
                 if prefetch is not None and page.next_token and self.budget > 0:
-                    args: tuple[Any, ...] = (query, drive_id, page.next_token, self._page_size(), number + 1)
-                    pending = prefetch.submit(self._read_listing_page, *args)
+                    pending = prefetch.submit(
+                        self._read_listing_page,
+                        query,
+                        drive_id,
+                        page.next_token,
+                        self._page_size(),
+                        number + 1,
+                    )
                 yield page.records, page.next_token
                 if not page.next_token:
                     return
