@@ -148,12 +148,17 @@ def set_status(
     *,
     reason: str | None = None,
     message: str | None = None,
+    only_from: str | None = None,
 ) -> bool:
-    """Set the status; the reason and message describe an ``error`` and are cleared otherwise."""
+    """Set the status; the reason and message describe an ``error`` and are cleared otherwise.
+    With ``only_from``, only while the account is in that status (False otherwise)."""
     _validate_status(status)
+    where = [connector_accounts.c.id == account_id]
+    if only_from is not None:
+        where.append(connector_accounts.c.status == only_from)
     result = conn.execute(
         connector_accounts.update()
-        .where(connector_accounts.c.id == account_id)
+        .where(*where)
         .values(status=status, status_reason=reason, status_message=message, updated_at=utcnow())
     )
     return result.rowcount == 1
@@ -161,20 +166,14 @@ def set_status(
 
 def mark_needs_reauth(conn: sa.Connection, account_id: uuid.UUID, message: str) -> bool:
     """``connected`` → ``error``/``needs_reauth``. A disconnect in between stays a disconnect."""
-    result = conn.execute(
-        connector_accounts.update()
-        .where(
-            connector_accounts.c.id == account_id,
-            connector_accounts.c.status == AccountStatus.CONNECTED.value,
-        )
-        .values(
-            status=AccountStatus.ERROR.value,
-            status_reason=AccountStatusReason.NEEDS_REAUTH.value,
-            status_message=message,
-            updated_at=utcnow(),
-        )
+    return set_status(
+        conn,
+        account_id,
+        AccountStatus.ERROR.value,
+        reason=AccountStatusReason.NEEDS_REAUTH.value,
+        message=message,
+        only_from=AccountStatus.CONNECTED.value,
     )
-    return result.rowcount == 1
 
 
 def clear_tokens(conn: sa.Connection, account_id: uuid.UUID) -> None:
