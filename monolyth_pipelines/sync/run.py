@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.retry import Backoff, RetryEvent
 from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
-from monolyth_pipelines.store.dialect import durable_commit, page_transaction
+from monolyth_pipelines.store.dialect import PageConnection, durable_commit
 from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.outage import database_backoff, retried_transaction
@@ -135,9 +135,15 @@ class SyncRun:
         self.counters.database_retries += 1
         self.log(f"database unavailable, retry in {event.delay:.1f} s: {event.error.message}")
 
-    def transaction(self, write: Callable[[sa.Connection], Any], *, page: bool = False) -> Any:
-        """``write`` in one transaction, written again after a lost connection (with backoff),
-        with the counters and token as they were before each try."""
+    def transaction(
+        self,
+        write: Callable[[sa.Connection], Any],
+        *,
+        begin: Callable[[sa.Engine], AbstractContextManager[sa.Connection]] | None = None,
+    ) -> Any:
+        """``write`` in one transaction (``begin(engine)``, else ``engine.begin()``), written
+        again after a lost connection (with backoff), with the counters and token as they were
+        before each try."""
         before, token = self.counters.snapshot(), self.account.token_json if self.account else None
 
         def reset() -> None:
@@ -151,7 +157,7 @@ class SyncRun:
             policy=self.db_policy,
             on_retry=self._count_database_retry,
             reset=reset,
-            begin=page_transaction if page else None,
+            begin=begin,
         )
 
     @property
@@ -256,26 +262,27 @@ class SyncRun:
 
     # --- pages ------------------------------------------------------------------------------------
     def commit_pages(self, pages: Iterable[PageWrite]) -> None:
-        """Drive a fetch loop: each page it yields is committed before it fetches the next."""
+        """Drive a fetch loop: each page it yields is committed before it fetches the next, all
+        on one connection."""
         iterator = iter(pages)
+        connection = PageConnection(self.engine)
         try:
             for page in iterator:
-                self.commit_page(page)
+                self.commit_page(page, connection)
         finally:
             # On a failed commit the loop stops now (its prefetch thread too), not when collected.
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+            connection.close()
 
-    def commit_page(self, page: PageWrite) -> None:
-        """The one place a page is written: its rows, tombstones, sweep ids and position, a
-        refreshed token and the heartbeat, in one transaction."""
+    def commit_page(self, page: PageWrite, connection: PageConnection | None = None) -> None:
+        """The one place a page is written: its rows, tombstones, sweep ids and position, the
+        heartbeat and a refreshed token, in one transaction."""
         assert self.account is not None, "run not started"
         account_id, c = self.account.id, self.counters
 
         def write(conn: sa.Connection) -> None:
-            # Fenced: if another run took the job over, this page rolls back and the run stops.
-            jobs.assert_held(conn, self.job_id, self.identity.run_id)
             if page.records:
                 counts = files.upsert_files(
                     conn, account_id, self.identity.provider, page.records, job_id=self.job_id
@@ -303,12 +310,21 @@ class SyncRun:
                 gone = finish_sweep(conn, account_id, position.sweep, job_id=self.job_id)
                 if gone:
                     c.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
-            self._save_refreshed_token(conn)
             if page.counts_as_page:
                 c.pages += 1
+            # The fence: if another run took the job over, this page rolls back and the run
+            # stops. One UPDATE of the job row, and the page's last statement: a take-over that
+            # commits before it makes it match nothing, and one that comes after waits for this
+            # commit. Before the token save, which must not outlive a page that rolls back.
             self.heartbeat(conn)
+            self._save_refreshed_token(conn)
 
-        self.transaction(write, page=True)
+        held = connection if connection is not None else PageConnection(self.engine)
+        try:
+            self.transaction(write, begin=held.transaction)
+        finally:
+            if connection is None:
+                held.close()
 
     def _save_refreshed_token(self, conn: sa.Connection) -> None:
         assert self.account is not None and self.account.token_json is not None
