@@ -18,6 +18,7 @@ from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import Resource, build
 from googleapiclient.http import BatchHttpRequest
 
+from monolyth_pipelines.google.json_model import FastJsonModel
 from monolyth_pipelines.settings import GoogleEndpoints
 
 HTTP_TIMEOUT_SECONDS = 60
@@ -58,6 +59,7 @@ class GoogleClients:
                 http=self.http,
                 static_discovery=True,
                 cache_discovery=False,
+                model=FastJsonModel(),
                 client_options={"api_endpoint": self.endpoints.drive_api_endpoint},
             )
         return self._drive
@@ -70,6 +72,7 @@ class GoogleClients:
                 http=self.http,
                 static_discovery=True,
                 cache_discovery=False,
+                model=FastJsonModel(),
                 client_options={"api_endpoint": self.endpoints.gmail_api_endpoint},
             )
         return self._gmail
