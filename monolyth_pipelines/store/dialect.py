@@ -64,7 +64,7 @@ class PageConnection:
                 conn.rollback()
                 conn.exec_driver_sql("RESET synchronous_commit")
                 conn.commit()
-        except sa.exc.DBAPIError:
+        except Exception:  # whatever broke it, the error that got us here is the one to raise
             conn.invalidate()
         finally:
             conn.close()
