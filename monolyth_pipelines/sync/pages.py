@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.store import files, sync_state
+from monolyth_pipelines.sync.counters import SyncCounters
 
 # Below this many live items a drop to zero is not alarming enough to shout about.
 LOUD_DROP_THRESHOLD = 100
@@ -133,3 +134,41 @@ def empty_sweep_warning(sweep: Sweep, seen_now: int, what: str, items: str) -> s
     if seen_now == sweep.seen_at_start and sweep.live_before >= LOUD_DROP_THRESHOLD:
         return f"{what} saw 0 {items} where the account held {sweep.live_before} live {items}"
     return None
+
+
+def store_page(
+    conn: sa.Connection,
+    page: PageWrite,
+    account_id: uuid.UUID,
+    provider: str,
+    job_id: uuid.UUID,
+    counters: SyncCounters,
+) -> None:
+    """Everything ``page`` holds, inside the caller's transaction (``SyncRun.commit_page``, which
+    adds the job row's fence and heartbeat); what it wrote is added to ``counters``."""
+    c = counters
+    if page.records:
+        counts = files.upsert_files(conn, account_id, provider, page.records, job_id=job_id)
+        c.inserted += counts.inserted
+        c.updated += counts.updated
+        c.unchanged += counts.unchanged
+        c.restored += counts.restored
+    if page.tombstones:
+        c.tombstoned.update(files.tombstone_files(conn, account_id, list(page.tombstones), job_id=job_id))
+    for drive_id in page.drives_removed:
+        c.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
+            conn, account_id, drive_id, TombstoneReason.ACCESS_LOST.value, job_id=job_id
+        )
+    if page.sweep_id is not None:
+        files.record_sweep_seen(conn, account_id, page.sweep_id, page.seen)
+    position = page.position
+    if isinstance(position, SweepPage):
+        sync_state.save_sweep_page(conn, account_id, position.corpus, position.next_token)
+    elif isinstance(position, CursorAt):
+        sync_state.advance_cursor(conn, account_id, position.corpus, position.cursor)
+    elif isinstance(position, SweepDone):
+        gone = finish_sweep(conn, account_id, position.sweep, job_id=job_id)
+        if gone:
+            c.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
+    if page.counts_as_page:
+        c.pages += 1

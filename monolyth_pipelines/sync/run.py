@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from monolyth_pipelines.accounts import reauth
-from monolyth_pipelines.domain.records import TombstoneReason
 from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.retry import Backoff, RetryEvent
-from monolyth_pipelines.store import accounts, events, files, jobs, sync_state, vault
+from monolyth_pipelines.store import accounts, events, jobs, vault
 from monolyth_pipelines.store.dialect import PageConnection, durable_commit
 from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.events import Event
@@ -31,14 +30,7 @@ from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.store.token_crypto import TokenKeyError
 from monolyth_pipelines.sync.closing import reap_job
 from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
-from monolyth_pipelines.sync.pages import (
-    LOUD_DROP_THRESHOLD,
-    CursorAt,
-    PageWrite,
-    SweepDone,
-    SweepPage,
-    finish_sweep,
-)
+from monolyth_pipelines.sync.pages import LOUD_DROP_THRESHOLD, PageWrite, store_page
 from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
 
 if TYPE_CHECKING:
@@ -283,35 +275,7 @@ class SyncRun:
         account_id, c = self.account.id, self.counters
 
         def write(conn: sa.Connection) -> None:
-            if page.records:
-                counts = files.upsert_files(
-                    conn, account_id, self.identity.provider, page.records, job_id=self.job_id
-                )
-                c.inserted += counts.inserted
-                c.updated += counts.updated
-                c.unchanged += counts.unchanged
-                c.restored += counts.restored
-            if page.tombstones:
-                c.tombstoned.update(
-                    files.tombstone_files(conn, account_id, list(page.tombstones), job_id=self.job_id)
-                )
-            for drive_id in page.drives_removed:
-                c.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
-                    conn, account_id, drive_id, TombstoneReason.ACCESS_LOST.value, job_id=self.job_id
-                )
-            if page.sweep_id is not None:
-                files.record_sweep_seen(conn, account_id, page.sweep_id, page.seen)
-            position = page.position
-            if isinstance(position, SweepPage):
-                sync_state.save_sweep_page(conn, account_id, position.corpus, position.next_token)
-            elif isinstance(position, CursorAt):
-                sync_state.advance_cursor(conn, account_id, position.corpus, position.cursor)
-            elif isinstance(position, SweepDone):
-                gone = finish_sweep(conn, account_id, position.sweep, job_id=self.job_id)
-                if gone:
-                    c.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
-            if page.counts_as_page:
-                c.pages += 1
+            store_page(conn, page, account_id, self.identity.provider, self.job_id, c)
             # The fence: if another run took the job over, this page rolls back and the run
             # stops. One UPDATE of the job row, and the page's last statement: a take-over that
             # commits before it makes it match nothing, and one that comes after waits for this
