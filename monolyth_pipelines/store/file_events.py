@@ -184,13 +184,17 @@ def pg_upsert_with_events(stage: str, cols: str, updates: str, *, log: bool = Tr
     FROM written w LEFT JOIN old o ON o.external_id = w.external_id
     JOIN stage s ON s.external_id = w.external_id
 )"""
+    # ``old`` looks the page's ids up in the unique index, whatever the statistics say: written
+    # as ``IN (SELECT ..)`` the planner chose, while a new account's rows looked few, to read all
+    # of them and hash-join, and the prepared statement kept that plan for the rest of the sync,
+    # so each page of a first full sync read every row the earlier pages had written.
     return f"""
 WITH stage AS MATERIALIZED ({stage}
 ), old AS MATERIALIZED (
     SELECT f.external_id, f.title, f.size, f.modified_at, f.deleted_at, f.deleted_reason
     FROM connector_files f
     WHERE f.account_id = %(account_id)s
-      AND f.external_id IN (SELECT external_id FROM stage)
+      AND f.external_id = ANY(ARRAY(SELECT external_id FROM stage))
 ), written AS (
     INSERT INTO connector_files ({cols}) SELECT {cols} FROM stage
     ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}
