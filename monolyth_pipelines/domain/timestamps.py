@@ -6,6 +6,7 @@ timestamp must cost us one field, never a whole sync run.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -22,9 +23,16 @@ def parse_rfc3339(value: object) -> datetime | None:
     Fractional seconds of any length are accepted (Drive sends milliseconds; sub-microsecond
     digits are truncated). A missing offset is read as UTC, which is what Drive means by it.
     """
-    if not isinstance(value, str) or not _RFC3339.match(value.strip()):
-        return None
+    return _parse_text(value) if isinstance(value, str) else None
+
+
+# One entry: a listed Drive file's modifiedTime is checked (domain/payloads.py), then read into
+# its record (domain/drive.py), the same text twice in a row, for every file of every page.
+@functools.lru_cache(maxsize=1)
+def _parse_text(value: str) -> datetime | None:
     text = value.strip()
+    if not _RFC3339.match(text):
+        return None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
