@@ -69,11 +69,11 @@ class DriveContentImport:
         try:
             if mime in EXPORT_AS:
                 data = self._execute(
-                    self.drive_files.export_media(fileId=record.external_id, mimeType=EXPORT_AS[mime])
+                    self.drive.files().export_media(fileId=record.external_id, mimeType=EXPORT_AS[mime])
                 )
             elif mime in DOWNLOADED:
                 data = self._execute(
-                    self.drive_files.get_media(fileId=record.external_id, supportsAllDrives=True)
+                    self.drive.files().get_media(fileId=record.external_id, supportsAllDrives=True)
                 )
             else:
                 return None

@@ -44,7 +44,7 @@ class DriveListing:
     ) -> ListedPage:
         """Fetch one page and prepare its rows; pure but for the request, so any thread may."""
         resp = self._execute(
-            self.drive_files.list(
+            self.drive.files().list(
                 q=query,
                 pageSize=page_size,
                 pageToken=token,

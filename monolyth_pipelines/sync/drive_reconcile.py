@@ -44,7 +44,7 @@ class DriveReconcile:
         for file_id in unseen:
             try:
                 found = self._execute(
-                    self.drive_files.get(
+                    self.drive.files().get(
                         fileId=file_id, fields=drive_domain.DRIVE_FILE_GET_FIELDS, supportsAllDrives=True
                     )
                 )
@@ -75,7 +75,7 @@ class DriveReconcile:
         token: str | None = sweep.start_cursor
         while token:
             resp = self._execute(
-                self.drive_changes.list(
+                self.drive.changes().list(
                     pageToken=token,
                     pageSize=self.limits.page_size,
                     includeRemoved=True,
