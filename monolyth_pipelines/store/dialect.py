@@ -35,7 +35,7 @@ class PageConnection:
         self._conn: sa.Connection | None = None
 
     @contextmanager
-    def transaction(self, _engine: sa.Engine | None = None) -> Iterator[sa.Connection]:
+    def transaction(self) -> Iterator[sa.Connection]:
         """One page's transaction. After a failed one the connection is dropped: it may be
         broken, and a retry starts on a fresh one."""
         conn = self._conn if self._conn is not None else self._open()

@@ -285,7 +285,7 @@ class SyncRun:
 
         held = connection if connection is not None else PageConnection(self.engine)
         try:
-            self.transaction(write, begin=held.transaction)
+            self.transaction(write, begin=lambda _engine: held.transaction())
         finally:
             if connection is None:
                 held.close()
