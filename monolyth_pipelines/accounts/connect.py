@@ -17,7 +17,7 @@ from google.oauth2.credentials import Credentials
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.google import oauth_flow
-from monolyth_pipelines.google.credentials import credentials_from_token_json
+from monolyth_pipelines.google.credentials import credentials_for_grant
 from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
@@ -76,7 +76,7 @@ def connect_token_info(
 ) -> ConnectResult:
     """``accounts add --token-file``: an authorized-user JSON through the same path."""
     endpoints = endpoints or settings.GoogleEndpoints.from_env()
-    credentials = credentials_from_token_json(token_info, endpoints.token_uri, settings.oauth_client())
+    credentials = credentials_for_grant(token_info, endpoints)
     return connect_credentials(
         engine, provider=provider, owner_id=owner_id, credentials=credentials, endpoints=endpoints
     )

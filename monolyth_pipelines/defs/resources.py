@@ -10,7 +10,7 @@ from pydantic import PrivateAttr
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.google.clients import GoogleClients
-from monolyth_pipelines.google.credentials import credentials_from_token_json
+from monolyth_pipelines.google.credentials import credentials_for_grant
 from monolyth_pipelines.store.engine import make_engine
 
 
@@ -58,5 +58,5 @@ class GoogleApiResource(dg.ConfigurableResource):
 
     def clients_for(self, token_json: dict[str, Any]) -> GoogleClients:
         endpoints = self.endpoints()
-        credentials = credentials_from_token_json(token_json, endpoints.token_uri, settings.oauth_client())
+        credentials = credentials_for_grant(token_json, endpoints)
         return GoogleClients(credentials, endpoints)

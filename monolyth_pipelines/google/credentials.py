@@ -7,7 +7,8 @@ from typing import Any
 
 from google.oauth2.credentials import Credentials
 
-from monolyth_pipelines.settings import OAuthClient
+from monolyth_pipelines import settings
+from monolyth_pipelines.settings import GoogleEndpoints, OAuthClient
 
 # google-auth's own expiry format: naive UTC.
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -55,6 +56,16 @@ def credentials_from_token_json(
         scopes=scopes,
         expiry=_parse_expiry(token_json.get("expiry")),
     )
+
+
+def credentials_for_grant(token_json: dict[str, Any], endpoints: GoogleEndpoints) -> Credentials:
+    """The one way to build Credentials for a stored grant: runs, probes, push and disconnect.
+
+    A grant the deployment's OAuth client issued stores no client secret; only this function
+    supplies it, so a path that forgets it cannot exist (probes and push once did, and silently
+    did nothing for every account connected through ``accounts connect``).
+    """
+    return credentials_from_token_json(token_json, endpoints.token_uri, settings.oauth_client())
 
 
 def token_json_after_refresh(token_json: dict[str, Any], credentials: Credentials) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from monolyth_pipelines.domain import probe as rules
 from monolyth_pipelines.domain.probe import Verdict
 from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp, shared_api
-from monolyth_pipelines.google.credentials import credentials_from_token_json, token_json_after_refresh
+from monolyth_pipelines.google.credentials import credentials_for_grant, token_json_after_refresh
 from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.pacing import Pacer
 from monolyth_pipelines.settings import DriveLimits, FreshnessSettings, GoogleEndpoints
@@ -91,7 +91,7 @@ class Prober:
         transport = CountingHttp(timeout=HTTP_TIMEOUT_SECONDS)
         outcome = _Outcome(candidate.account_id, Verdict.UNKNOWN)
         try:
-            credentials = credentials_from_token_json(candidate.token_json, self.endpoints.token_uri)
+            credentials = credentials_for_grant(candidate.token_json, self.endpoints)
             http = google_auth_httplib2.AuthorizedHttp(credentials, http=transport)
             if candidate.provider == Provider.GMAIL.value:
                 outcome.verdict = self._gmail(http, candidate)

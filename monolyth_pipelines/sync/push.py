@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from monolyth_pipelines.domain.probe import shared_drive_id
 from monolyth_pipelines.errors import ErrorCode
 from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp, shared_api
-from monolyth_pipelines.google.credentials import credentials_from_token_json, token_json_after_refresh
+from monolyth_pipelines.google.credentials import credentials_for_grant, token_json_after_refresh
 from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.settings import FreshnessSettings, GoogleEndpoints
 from monolyth_pipelines.store import accounts, probe_queries, push_channels
@@ -63,7 +63,7 @@ class _Session:
     """One account's authorised transport over the process-wide API Resources (no build per account)."""
 
     def __init__(self, token_json: dict[str, Any], endpoints: GoogleEndpoints) -> None:
-        self.credentials = credentials_from_token_json(token_json, endpoints.token_uri)
+        self.credentials = credentials_for_grant(token_json, endpoints)
         self.transport = CountingHttp(timeout=HTTP_TIMEOUT_SECONDS)
         self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=self.transport)
         self.endpoints = endpoints
