@@ -266,8 +266,9 @@ class GoogleEmulator:
         """``{"total": ..., "accounts": {email: ...}}``, as ``GET /_emulator/stats`` returns."""
         return self.stats_store.snapshot()
 
-    def reset_stats(self) -> None:
-        self.stats_store.reset()
+    def reset_stats(self, account: EmulatedAccount | str | None = None) -> None:
+        """Zero every counter, or only those of ``account``."""
+        self.stats_store.reset(None if account is None else _email(account))
 
 
 def _email(account: EmulatedAccount | str) -> str:

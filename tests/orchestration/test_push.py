@@ -27,6 +27,7 @@ from monolyth_pipelines.store import jobs, push_channels, sync_state
 from monolyth_pipelines.store.schema import JobStatus, connector_files, connector_push_channels
 from monolyth_pipelines.sync import push
 from monolyth_pipelines.webhook.app import create_app
+from tests import grants
 from tests.orchestration.deployment import Deployment, deployment
 from tests.orchestration.helpers import all_jobs, connect_account, now
 
@@ -60,6 +61,7 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GoogleEmulator]:
     with emulator.serve() as base_url:
         monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
         monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
+        grants.use_deployment_client(emulator, monkeypatch)
         yield emulator
 
 
@@ -102,9 +104,8 @@ def wait_for(predicate, what: str, timeout: float = 15) -> None:
 def connected(
     engine: sa.Engine, emulator: GoogleEmulator, email: str, provider: str = "google_drive"
 ) -> uuid.UUID:
-    person = emulator.add_account(email, drive_files=4, gmail_threads=3 if provider == "gmail" else 0)
-    token = person.authorized_user_info(token_uri=f"{emulator.base_url}/token")
-    return connect_account(engine, provider, token_json=token)
+    emulator.add_account(email, drive_files=4, gmail_threads=3 if provider == "gmail" else 0)
+    return grants.connect(engine, emulator, email, provider)
 
 
 def channels(engine: sa.Engine, account: uuid.UUID) -> list[push_channels.Channel]:
