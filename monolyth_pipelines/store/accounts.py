@@ -82,9 +82,10 @@ def create_account(
     return account_id
 
 
-def _sealed(conn: sa.Connection, token_json: dict[str, Any] | None) -> dict[str, str] | None:
+def _sealed(conn: sa.Connection, token_json: dict[str, Any] | None) -> Any:
     if token_json is None:
-        return None
+        # SQL NULL: a JSON column given None stores the JSON value null, which IS NULL misses.
+        return sa.null()
     return token_crypto.encrypt(token_crypto.key_ring(conn.dialect.name), token_json)
 
 
@@ -180,7 +181,7 @@ def clear_tokens(conn: sa.Connection, account_id: uuid.UUID) -> None:
     conn.execute(
         connector_accounts.update()
         .where(connector_accounts.c.id == account_id)
-        .values(token_json=None, updated_at=utcnow())
+        .values(token_json=sa.null(), updated_at=utcnow())
     )
 
 

@@ -189,3 +189,22 @@ def test_rows_without_a_client_use_the_deployments_and_rows_with_one_keep_it() -
     old_row = {"refresh_token": "r", "client_id": "own", "client_secret": "own-secret"}
     kept = credentials_from_token_json(old_row, "t", deployment)
     assert (kept.client_id, kept.client_secret) == ("own", "own-secret")
+
+
+def test_a_redirect_without_the_state_or_with_another_is_refused(oauth_world: OAuthWorld) -> None:
+    import pytest
+
+    kwargs = dict(provider="google_drive", owner_id=oauth_world.owner, redirect_uri=REDIRECT_URI)
+    for state in (None, "", "someone-elses-state"):
+        got = oauth_world.consent()
+        with pytest.raises(oauth_flow.OAuthFlowError, match="state"):
+            connect.exchange_code(
+                oauth_world.engine,
+                code=got["code"],
+                code_verifier=got["code_verifier"],
+                state=state,
+                expected_state=got["expected_state"],
+                **kwargs,
+            )
+    with oauth_world.engine.connect() as conn:
+        assert accounts.list_accounts(conn) == []

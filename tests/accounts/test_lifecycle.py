@@ -124,6 +124,9 @@ def test_disconnect_revokes_the_grant_forgets_tokens_and_fails_pending_jobs(
         ).one()
         job = jobs.get_job(conn, pending) if pending else None
     assert stored == (None, "disconnected")
+    with oauth_world.engine.connect() as conn:  # SQL NULL, as the app's query finds it, not JSON null
+        nulls = conn.execute(sa.text("SELECT count(*) FROM connector_accounts WHERE token_json IS NULL"))
+        assert nulls.scalar_one() == 1
     assert job is not None and job.status == "failed" and "disconnected" in (job.last_error or "")
 
 
