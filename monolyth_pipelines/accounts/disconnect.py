@@ -66,7 +66,12 @@ def disconnect(
     # While the tokens are still there: Google stops notifying about this account.
     stop_channels(account_id, engine=engine, endpoints=endpoints)
     grant = (token_json or {}).get("refresh_token") or (token_json or {}).get("token")
-    if grant:
+    shared = grant is not None and _grant_shared(engine, account, token_json or {})
+    if shared:
+        # Google's revoke ends the user's whole grant to the client (Drive and Gmail scopes of an
+        # incremental consent alike): another connected account on it would lose access too.
+        result.revoke_error = "not revoked: another connected account holds the same Google grant"
+    elif grant:
         result.revoke_error = oauth_flow.revoke(grant, endpoints)
         result.revoked = result.revoke_error is None
     elif key_problem:
@@ -91,3 +96,24 @@ def disconnect(
         if purge:
             result.purged = purge_account_data(conn, account_id)
     return result
+
+
+def _client_of(token_json: dict) -> str | None:
+    if token_json.get("client_secret"):
+        return token_json.get("client_id")
+    deployment = settings.oauth_client()
+    return token_json.get("client_id") or (deployment.client_id if deployment else None)
+
+
+def _grant_shared(engine: sa.Engine, account: accounts.Account, token_json: dict) -> bool:
+    """Whether another connected account holds a grant of the same Google user and OAuth client."""
+    client = _client_of(token_json)
+    with engine.connect() as conn:
+        for other_id in accounts.others_of_google_user(conn, account, [AccountStatus.CONNECTED]):
+            try:
+                other = accounts.get_token_json(conn, other_id)
+            except TokenKeyError:
+                continue
+            if other and _client_of(other) == client:
+                return True
+    return False

@@ -238,3 +238,17 @@ def _is_stored(stored: Any) -> sa.ColumnElement[bool]:
     if token_crypto.is_encrypted(stored):
         return connector_accounts.c.token_json["v"].as_string() == stored["v"]
     return connector_accounts.c.token_json["refresh_token"].as_string() == stored.get("refresh_token")
+
+
+def others_of_google_user(conn: sa.Connection, account: Account, statuses: Iterable[str]) -> list[uuid.UUID]:
+    """Other accounts of the same Google user (by address: Drive and Gmail ids differ) in ``statuses``."""
+    if not account.external_email:
+        return []
+    rows = conn.execute(
+        sa.select(connector_accounts.c.id).where(
+            connector_accounts.c.id != account.id,
+            sa.func.lower(connector_accounts.c.external_email) == account.external_email.lower(),
+            connector_accounts.c.status.in_(list(statuses)),
+        )
+    )
+    return list(rows.scalars())

@@ -251,3 +251,18 @@ def test_disconnect_terminates_the_run_holding_its_job(oauth_world: OAuthWorld) 
     with oauth_world.engine.connect() as conn:
         job = jobs.get_job(conn, job_id)
     assert job is not None and job.status == "failed" and "disconnected" in (job.last_error or "")
+
+
+def test_disconnecting_drive_keeps_the_same_users_gmail_syncing(oauth_world: OAuthWorld) -> None:
+    from monolyth_pipelines.accounts.disconnect import disconnect
+
+    instance = local_instance()
+    drive = oauth_world.connect("google_drive")
+    gmail = oauth_world.connect("gmail")  # incremental: the same grant of ada to the client
+    result = disconnect(oauth_world.engine, drive.account_id)
+    assert not result.revoked and oauth_world.emulator.revocations() == []
+    run = materialize_account("gmail", gmail.account_id, instance=instance)
+    assert run.success
+    # The last account on the grant revokes it at Google.
+    assert disconnect(oauth_world.engine, gmail.account_id).revoked
+    assert [(r["email"], r["ok"]) for r in oauth_world.emulator.revocations()] == [("ada@example.com", True)]
