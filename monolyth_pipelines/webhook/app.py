@@ -93,10 +93,14 @@ def _queue_in(conn: sa.Connection, channel: push_channels.Channel) -> str:
 def _gmail_verifier(cfg: FreshnessSettings) -> PushVerifier | None:
     if not cfg.gmail_push_service_account:
         return None
-    # Pub/Sub's default audience is the push endpoint; without a public URL no token can match.
-    audience = f"{cfg.webhook_url}{GMAIL_PATH}" if cfg.webhook_url else "(MONOLYTH_WEBHOOK_URL unset)"
+    # Pub/Sub's default audience is the push endpoint URL as configured, secret query included;
+    # without a public URL no token can match.
+    endpoint = f"{cfg.webhook_url}{GMAIL_PATH}" if cfg.webhook_url else "(MONOLYTH_WEBHOOK_URL unset)"
+    audiences = [endpoint] + ([f"{endpoint}?token={cfg.webhook_secret}"] if cfg.webhook_secret else [])
     return PushVerifier(
-        audience=audience, service_account=cfg.gmail_push_service_account, certs_url=cfg.gmail_push_certs_url
+        audiences=audiences,
+        service_account=cfg.gmail_push_service_account,
+        certs_url=cfg.gmail_push_certs_url,
     )
 
 

@@ -90,8 +90,8 @@ class CertCache:
 
 
 class PushVerifier:
-    def __init__(self, *, audience: str, service_account: str, certs_url: str) -> None:
-        self.audience = audience
+    def __init__(self, *, audiences: list[str], service_account: str, certs_url: str) -> None:
+        self.audiences = audiences
         self.service_account = service_account.lower()
         self.certs_url = certs_url
         self.certs = CertCache()
@@ -100,7 +100,7 @@ class PushVerifier:
         return id_token.verify_token(
             token,
             self.certs,
-            audience=self.audience,
+            audience=self.audiences,
             certs_url=self.certs_url,
             clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
         )

@@ -146,9 +146,10 @@ def test_the_receivers_own_log_holds_no_push_secret(
             for name in ("MONOLYTH_WEBHOOK_URL", "MONOLYTH_GMAIL_PUBSUB_TOPIC", "MONOLYTH_WEBHOOK_SECRET"):
                 monkeypatch.setenv(name, env[name])
             account, history_id = watched_mailbox(engine, emu, email)
-            # Pub/Sub pushing to an endpoint that carries the secret, with its OIDC token.
+            # Pub/Sub pushing to an endpoint that carries the secret, with its OIDC token (whose
+            # audience, left unset, is that whole URL).
             endpoint = f"{receiver.gmail_audience}?token={SECRET}"
-            emu.push.subscribe(TOPIC, endpoint, audience=receiver.gmail_audience, service_account=PUSH_SA)
+            emu.push.subscribe(TOPIC, endpoint, service_account=PUSH_SA)
             emu.gmail(email).deliver(subject="contract", labels=("Contracts",))
             wait_for(lambda: any(d.kind == "gmail" for d in emu.push.deliveries), "push")
             assert [d.status for d in emu.push.deliveries if d.kind == "gmail"] == [204]
