@@ -65,6 +65,17 @@ def compute_day(conn: sa.Connection, day: date, now: datetime | None = None) -> 
     )
 
 
+def rebuild_sync_runs(conn: sa.Connection, days: list[date], now: datetime | None = None) -> None:
+    """Recompute ``insights_sync_runs_daily`` for ``days`` inside the caller's transaction: after a
+    purge deleted an account's jobs, the totals they were part of (the other two tables are per
+    account, so deleting its rows there is exact)."""
+    now = now or utcnow()
+    for day in days:
+        start, end = store.day_bounds(day)
+        frame = frames.sync_runs_daily(store.jobs_of_day(conn, start, end), day, start, end, now)
+        store.replace_day(conn, insights_sync_runs_daily, day, frames.records(frame))
+
+
 def build_day(engine: sa.Engine, day: date, now: datetime | None = None) -> DayBuild:
     """Compute the day and replace its rows in all three tables, in one transaction."""
     with engine.begin() as conn:

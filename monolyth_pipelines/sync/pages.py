@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
-from monolyth_pipelines.store import files, sync_state
+from monolyth_pipelines.store import files, jobs, sync_state
 from monolyth_pipelines.sync.counters import SyncCounters
 from monolyth_pipelines.sync.guards import MassTombstoneGuard, check_mass_tombstone
 
@@ -187,6 +187,8 @@ def store_page(
     """Everything ``page`` holds, inside the caller's transaction (``SyncRun.commit_page``, which
     adds the job row's fence and heartbeat); what it wrote is added to ``counters``."""
     c = counters
+    # First, before any row lock: a purge of the account waits for this page, never the reverse.
+    jobs.share_account_pages(conn, account_id)
     if page.records:
         counts = files.upsert_files(conn, account_id, provider, page.records, job_id=job_id)
         c.inserted += counts.inserted

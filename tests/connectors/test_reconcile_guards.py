@@ -39,7 +39,8 @@ def _state(harness: Any) -> list[dict[str, Any]]:
 
 def _deliver_threads(gmail: GmailHarness, count: int, subject: str) -> list[str]:
     return [
-        gmail.mailbox.deliver(subject=f"{subject} {i}", labels=["Contracts"])["threadId"] for i in range(count)
+        gmail.mailbox.deliver(subject=f"{subject} {i}", labels=["Contracts"])["threadId"]
+        for i in range(count)
     ]
 
 
