@@ -85,28 +85,6 @@ def accounts_by(conn: sa.Connection, end: datetime) -> pd.DataFrame:
     return _frame(conn.execute(query))
 
 
-def events_of_day(conn: sa.Connection, start: datetime, end: datetime) -> pd.DataFrame:
-    """The day's connector_file_events, each with its document's current title, type and dates."""
-    e, f = connector_file_events, connector_files
-    query = (
-        sa.select(
-            e.c.account_id,
-            e.c.external_id,
-            e.c.provider,
-            e.c.event,
-            f.c.title,
-            f.c.mime,
-            f.c.created_at.label("first_seen_at"),
-            f.c.modified_at.label("last_modified_at"),
-        )
-        .select_from(
-            e.outerjoin(f, sa.and_(f.c.account_id == e.c.account_id, f.c.external_id == e.c.external_id))
-        )
-        .where(_in(e.c.observed_at, start, end))
-    )
-    return _frame(conn.execute(query))
-
-
 def live_now_by_account(conn: sa.Connection) -> pd.DataFrame:
     """Live items and their bytes per account as connector_files holds them now.
 
