@@ -108,7 +108,7 @@ def _replace(
     store.replace_day(conn, insights_sync_runs_daily, day, frames.records(built.sync_runs))
     store.replace_day(conn, insights_account_usage_daily, day, frames.records(built.account_usage))
     store.replace_day(conn, insights_document_activity_daily, day, ())
-    built.document_rows = aggregates.insert_document_activity(conn, documents)
+    built.document_rows = aggregates.insert_document_activity(conn, day, documents)
     built.document_activity = aggregates.document_activity_preview(conn, day, PREVIEW_ROWS)
 
 

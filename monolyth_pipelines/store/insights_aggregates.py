@@ -118,10 +118,15 @@ def stage_document_activity(conn: sa.Connection, select: sa.Select[tuple[object,
     return stage
 
 
-def insert_document_activity(conn: sa.Connection, source: sa.Select[tuple[object, ...]] | sa.Table) -> int:
+def insert_document_activity(
+    conn: sa.Connection, day: date, source: sa.Select[tuple[object, ...]] | sa.Table
+) -> int:
     """Insert the day's rows (already deleted by the caller) from the SELECT or the stage."""
     select = sa.select(*(source.c[name] for name in _COLUMNS)) if isinstance(source, sa.Table) else source
-    return conn.execute(insights_document_activity_daily.insert().from_select(_COLUMNS, select)).rowcount
+    t = insights_document_activity_daily
+    conn.execute(t.insert().from_select(_COLUMNS, select))
+    # Counted, not the statement's rowcount: psycopg reports none for an INSERT .. SELECT here.
+    return conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.day == day)).scalar_one()
 
 
 def document_activity_preview(conn: sa.Connection, day: date, limit: int) -> pd.DataFrame:
