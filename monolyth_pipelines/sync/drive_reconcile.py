@@ -33,7 +33,8 @@ class DriveReconcile:
 
         What the lookups found goes into the sweep's last page (``Sweep.done``), so the
         mass-tombstone guard weighs the lookups' tombstones and the unseen rest together, and a
-        refused run writes none of them. Only the files found back in scope count as seen.
+        refused run writes none of them. The files a lookup tombstones stay unseen (so the guard
+        counts them); the rest count as seen.
         """
         with self.engine.connect() as conn:
             unseen = files.unseen_live_ids(
@@ -44,6 +45,7 @@ class DriveReconcile:
             return sweep.done()
         upserts: list[FileRecord] = []
         tombstones: list[Tombstone] = []
+        kept: list[str] = []
         for file_id in unseen:
             try:
                 found = self._execute(
@@ -62,7 +64,9 @@ class DriveReconcile:
                 upserts.append(decision.record)
             elif decision.tombstone is not None:
                 tombstones.append(decision.tombstone)
-        return sweep.done(records=upserts, tombstones=tombstones)
+            else:
+                kept.append(file_id)  # an answer we cannot read decides nothing: the row stays
+        return sweep.done(records=upserts, tombstones=tombstones, seen=kept)
 
     def _count_changed_as_seen(self: DriveSync, drive_id: str | None, sweep: Sweep) -> None:
         """Before a reconcile: what changed while the listing ran is not "gone".
