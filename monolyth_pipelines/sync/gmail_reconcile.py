@@ -54,8 +54,17 @@ class GmailReconcile:
                     for t in left
                 ]
             tombstones += left
-            if records:
-                yield sweep.page(records)
+            # Every message still in its thread is there (a malformed one is skipped, not gone).
+            leaving = {t.external_id for t in left}
+            present = [
+                str(m["id"])
+                for thread in found
+                if isinstance(thread, dict)
+                for m in thread.get("messages") or []
+                if isinstance(m, dict) and m.get("id") and str(m["id"]) not in leaving
+            ]
+            if records or present:
+                yield PageWrite(records=records, sweep_id=sweep.sweep_id, seen=present)
         self.counters.reconcile_lookups += len(threads)
         sweep.unseen_reason = TombstoneReason.DELETED
         yield sweep.done(tombstones=tombstones)
