@@ -108,7 +108,9 @@ class GoogleEmulator:
         self.codec = TokenCodec(hashlib.sha256(f"page-tokens:{seed}".encode()).digest())
         self._accounts: dict[str, AccountState] = {}
         # Drive channels and Gmail watches; their notifications go out over HTTP (emulator/push.py).
-        self.push = PushHub(clock, history_of=lambda email: self.account_state(email).gmail.history_id)
+        self.push = PushHub(
+            clock, history_of=lambda email: self.account_state(email).gmail.history_id, seed=seed
+        )
         self._dispatcher = Dispatcher(self)
         self._server: EmulatorServer | None = None
 

@@ -380,6 +380,9 @@ connector_push_channels = sa.Table(
     sa.Column("expires_at", TIMESTAMPTZ, nullable=False),
     sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
     sa.Column("last_message_at", TIMESTAMPTZ),
+    # Drive: the highest X-Goog-Message-Number seen on this channel; one at or below it is a
+    # replay or arrived out of order. NULL: no message yet (and always for Gmail).
+    sa.Column("last_message_number", sa.BigInteger),
     sa.Index(None, "account_id"),
     sa.Index(None, "provider", "resource_id"),
     sa.Index(None, "expires_at"),
