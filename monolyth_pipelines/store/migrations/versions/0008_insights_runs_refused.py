@@ -11,9 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-# 0007 is another branch's migration; the chain is fixed at merge (for testing on this branch
-# alone it was temporarily 0006).
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
