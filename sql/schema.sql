@@ -58,6 +58,7 @@ CREATE TABLE insights_account_usage_daily (
     vault_imports BIGINT NOT NULL,
     minutes_since_success BIGINT,
     built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    runs_refused INTEGER DEFAULT '0' NOT NULL,
     CONSTRAINT pk_insights_account_usage_daily PRIMARY KEY (day, account_id)
 );
 
@@ -102,6 +103,7 @@ CREATE TABLE insights_sync_runs_daily (
     api_calls BIGINT NOT NULL,
     failures_by_code JSONB NOT NULL,
     built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    runs_refused INTEGER DEFAULT '0' NOT NULL,
     CONSTRAINT pk_insights_sync_runs_daily PRIMARY KEY (day, provider, kind)
 );
 

@@ -311,6 +311,9 @@ insights_sync_runs_daily = sa.Table(
     sa.Column("api_calls", sa.BigInteger, nullable=False),
     sa.Column("failures_by_code", JSONB, nullable=False),
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    # Jobs closed without a sync of their own (refused by the settings or the mass-tombstone
+    # guard, never started, disconnected): not in runs_failed nor in failure_rate.
+    sa.Column("runs_refused", sa.Integer, nullable=False, server_default="0"),
     sa.Index(None, "provider", "day"),
 )
 
@@ -332,6 +335,7 @@ insights_account_usage_daily = sa.Table(
     sa.Column("vault_imports", sa.BigInteger, nullable=False),
     sa.Column("minutes_since_success", sa.BigInteger),
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Column("runs_refused", sa.Integer, nullable=False, server_default="0"),
     sa.Index(None, "provider", "day"),
     sa.Index(None, "account_id", "day"),
 )

@@ -30,6 +30,7 @@ from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.store.token_crypto import TokenKeyError
 from monolyth_pipelines.sync.closing import reap_job
 from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
+from monolyth_pipelines.sync.guards import MassTombstoneRefused
 from monolyth_pipelines.sync.pages import LOUD_DROP_THRESHOLD, PageWrite, store_page
 from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
 
@@ -342,6 +343,8 @@ class SyncRun:
         ident = self.identity
         if self.job is None:
             return  # no job was opened: nothing to close, no run to report
+        # A refused reconcile: the job row says how many rows it would have tombstoned.
+        refused = {"mass_tombstone_refused": error.meta()} if isinstance(error, MassTombstoneRefused) else {}
 
         def write(conn: sa.Connection) -> None:
             if will_retry:
@@ -350,7 +353,12 @@ class SyncRun:
                 )
                 return
             closed_now = jobs.finish_job(
-                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message, run_id=ident.run_id
+                conn,
+                self.job_id,
+                JobStatus.FAILED,
+                meta=self.meta(**refused),
+                last_error=message,
+                run_id=ident.run_id,
             )
             if not closed_now:
                 return  # closed already, or another run holds the job now: this run writes nothing more
