@@ -227,3 +227,6 @@ def add_account_commands(acc: Any, provider_names: list[str]) -> None:
     rot = acc.add_parser("rotate-keys", help="re-encrypt every stored grant with the first key")
     rot.add_argument("--batch-size", type=int, default=200)
     rot.set_defaults(func=accounts_rotate_keys)
+    from monolyth_pipelines.accounts.domain_cli import add_domain_commands
+
+    add_domain_commands(acc, provider_names)

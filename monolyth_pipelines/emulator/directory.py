@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monolyth_pipelines.emulator.calls import ApiResponse, CallContext, Route, json_response
+from monolyth_pipelines.emulator.drive import person_for
 from monolyth_pipelines.emulator.errors import ApiError, invalid_parameter
 from monolyth_pipelines.emulator.oauth import require_scope
 from monolyth_pipelines.emulator.paging import View, cursor, fingerprint, resume, scan
@@ -82,8 +83,9 @@ class Domain:
 
 
 def user_id_for(email: str) -> str:
-    """A stable 21-digit id, like Google's numeric user ids."""
-    return str(10**20 + int(hashlib.sha256(email.encode()).hexdigest()[:16], 16) % (9 * 10**20))
+    """The user's numeric id: the same number Drive gives as the user's ``permissionId``
+    (``drive.person_for``), as Google's ids are one per account."""
+    return person_for(email, email).permission_id
 
 
 class Workspace:
