@@ -31,6 +31,7 @@ from monolyth_pipelines.google.retry import Backoff, call_with_retries
 from monolyth_pipelines.store import automation_queries, domains
 from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, JobKind, Provider
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.store.token_crypto import TokenKeyError
 
 KIND_BY_PROVIDER = {
     Provider.GOOGLE_DRIVE.value: JobKind.DRIVE_IMPORT.value,
@@ -306,3 +307,22 @@ def _key_failed(
         domains.mark_needs_reauth(conn, row.id, message)
     result.status, result.reason, result.message = AccountStatus.ERROR.value, reason, message
     return result
+
+
+def sync_all_domains(
+    engine: sa.Engine,
+    *,
+    endpoints: settings.GoogleEndpoints | None = None,
+    terminate_run: Callable[[str], bool] | None = None,
+) -> list[DomainResult]:
+    """The daily directory sync: every domain that is not disconnected, each on its own (one
+    domain's unreadable key or outage does not stop the others)."""
+    with engine.connect() as conn:
+        found = [d for d in domains.list_domains(conn) if d.status != AccountStatus.DISCONNECTED]
+    results = []
+    for row in found:
+        try:
+            results.append(sync_domain(engine, row.id, endpoints=endpoints, terminate_run=terminate_run))
+        except TokenKeyError as exc:
+            results.append(DomainResult(row.id, AccountStatus.ERROR.value, "token_key_unavailable", str(exc)))
+    return results

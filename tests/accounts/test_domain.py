@@ -18,7 +18,7 @@ from monolyth_pipelines.accounts import domain
 from monolyth_pipelines.cli import main
 from monolyth_pipelines.defs import automation
 from monolyth_pipelines.defs.local_run import materialize_account
-from monolyth_pipelines.defs.resources import DatabaseResource
+from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 from monolyth_pipelines.emulator import GoogleEmulator
 from monolyth_pipelines.google.directory import DIRECTORY_USER_READONLY
 from monolyth_pipelines.google.oauth_flow import DRIVE_READONLY
@@ -247,3 +247,23 @@ def test_connect_domain_as_a_library_function_reports_counts(world: DomainWorld)
     assert result.google_requests == 2
     again = domain.sync_domain(world.engine, result.domain_id)
     assert (again.created, again.reconnected, again.disconnected) == (0, 0, 0)
+
+
+def test_the_daily_schedule_runs_the_directory_sync_only_when_there_is_a_domain(world: DomainWorld) -> None:
+    from monolyth_pipelines.defs import domains as domain_defs
+
+    db = DatabaseResource()
+    with dg.build_schedule_context(resources={"db": db}) as context:
+        assert isinstance(domain_defs.directory_sync_schedule(context), dg.SkipReason)
+    assert world.connect() == 0
+    with dg.build_schedule_context(resources={"db": db}) as context:
+        assert isinstance(domain_defs.directory_sync_schedule(context), dg.RunRequest)
+    world.emulator.workspace.update_user(f"user5@{DOMAIN}", suspended=True)
+    world.emulator.workspace.add_user(f"late@{DOMAIN}")
+    result = domain_defs.directory_sync_job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"db": db, "google": GoogleApiResource()},
+    )
+    assert result.success
+    found = world.by_email()
+    assert found[f"user5@{DOMAIN}"].status == "disconnected" and found[f"late@{DOMAIN}"].status == "connected"
