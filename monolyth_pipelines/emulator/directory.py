@@ -17,6 +17,7 @@ from monolyth_pipelines.emulator.errors import ApiError, invalid_parameter
 from monolyth_pipelines.emulator.oauth import require_scope
 from monolyth_pipelines.emulator.paging import View, cursor, fingerprint, resume, scan
 
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
 DIRECTORY_SCOPES = frozenset(
     {
         "https://www.googleapis.com/auth/admin.directory.user.readonly",
