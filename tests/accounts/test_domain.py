@@ -267,3 +267,20 @@ def test_the_daily_schedule_runs_the_directory_sync_only_when_there_is_a_domain(
     assert result.success
     found = world.by_email()
     assert found[f"user5@{DOMAIN}"].status == "disconnected" and found[f"late@{DOMAIN}"].status == "connected"
+
+
+def test_a_run_that_finds_the_key_deleted_puts_the_whole_domain_in_needs_reauth(
+    world: DomainWorld, fresh_db_url: str
+) -> None:
+    assert world.connect() == 0
+    world.emulator.service_accounts.delete_key(world.key["client_email"], world.key["private_key_id"])
+    account = world.by_email()[f"user1@{DOMAIN}"]
+    materialize_account(
+        "google_drive", account.id, instance=dg.DagsterInstance.ephemeral(), database_url=fresh_db_url
+    )
+    with world.engine.connect() as conn:
+        (job,) = jobs.jobs_for_account(conn, account.id)
+    assert job.status == "failed" and "Invalid JWT Signature" in (job.last_error or "")
+    found = world.by_email().values()
+    assert {(a.status, a.status_reason) for a in found} == {("error", "needs_reauth")}
+    assert len({a.status_message for a in found}) == 1
