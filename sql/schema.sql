@@ -221,6 +221,7 @@ CREATE TABLE connector_push_channels (
     expires_at TIMESTAMP WITH TIME ZONE NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
     last_message_at TIMESTAMP WITH TIME ZONE,
+    last_message_number BIGINT,
     CONSTRAINT pk_connector_push_channels PRIMARY KEY (id),
     CONSTRAINT fk_connector_push_channels_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
 );

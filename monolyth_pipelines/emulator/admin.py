@@ -79,7 +79,12 @@ def _route(
         # Pub/Sub push subscriptions (what an operator sets up in the Cloud console) and channel
         # expiry on demand; GET lists channels, watches and subscriptions.
         if method == "POST" and parts[1:] == ["subscriptions"]:
-            emu.push.subscribe(payload["topic"], payload["push_endpoint"])
+            emu.push.subscribe(
+                payload["topic"],
+                payload["push_endpoint"],
+                service_account=payload.get("service_account"),
+                audience=payload.get("audience"),
+            )
         elif method == "POST" and parts[1:] == ["expire"]:
             emu.push.expire(payload["channel_id"])
         return emu.push.describe()

@@ -117,7 +117,9 @@ class GoogleEmulator:
         )
         self._domain_corpus: dict[str, tuple[int, int]] = {}
         # Drive channels and Gmail watches; their notifications go out over HTTP (emulator/push.py).
-        self.push = PushHub(clock, history_of=lambda email: self.account_state(email).gmail.history_id)
+        self.push = PushHub(
+            clock, history_of=lambda email: self.account_state(email).gmail.history_id, seed=seed
+        )
         self._dispatcher = Dispatcher(self)
         self._server: EmulatorServer | None = None
 

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from monolyth_pipelines.emulator import admin, batch, directory, drive_api, gmail_api
+from monolyth_pipelines.emulator import admin, batch, directory, drive_api, gmail_api, oidc
 from monolyth_pipelines.emulator.calls import (
     JSON_TYPE,
     ApiRequest,
@@ -45,6 +45,7 @@ ROUTES: tuple[Route, ...] = drive_api.ROUTES + gmail_api.ROUTES + directory.ROUT
 TOKEN_PATHS = frozenset({"/token", "/oauth2/v4/token", "/o/oauth2/token"})
 AUTH_PATHS = frozenset({"/o/oauth2/auth", "/o/oauth2/v2/auth"})
 REVOKE_PATHS = frozenset({"/revoke", "/o/oauth2/revoke"})
+CERTS_PATH = oidc.CERTS_PATH
 # Batch path -> the API whose calls it accepts (None: either).
 BATCH_PATHS: dict[str, str | None] = {
     "/batch/drive/v3": "drive",
@@ -86,6 +87,8 @@ class Dispatcher:
                 return self._revoke(target, body)
             if path in BATCH_PATHS and method == "POST":
                 return self._batch(path, headers, body)
+            if path == CERTS_PATH and method == "GET":
+                return self._certs()
             if path.startswith(admin.PREFIX):
                 return admin.handle(self.emu, method, target, body)
             return self._single(ApiRequest.from_target(method, target, headers, body))
@@ -185,6 +188,13 @@ class Dispatcher:
             response.headers.append(("Location", answer))
             return response
         return json_response(answer, status=status)
+
+    def _certs(self) -> ApiResponse:
+        """Google's OAuth signing certificates (``{kid: PEM}``): what OIDC push tokens verify against."""
+        self.emu.stats_store.http_request(None, "oauth.certs")
+        response = json_response(self.emu.push.oidc.certs())
+        response.headers.append(("Cache-Control", f"public, max-age={oidc.CERTS_MAX_AGE_SECONDS}"))
+        return response
 
     def _revoke(self, target: str, body: bytes) -> ApiResponse:
         token = revoke_form(body, urlsplit(target).query)

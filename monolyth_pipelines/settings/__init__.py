@@ -221,12 +221,15 @@ def token_keys(environ: dict[str, str] | None = None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Backoff for Google calls inside a run, and the wait before Dagster retries a failed step."""
+    """Backoff for Google calls inside a run, and the wait before Dagster retries a failed step:
+    ``step_retry_wait_seconds`` is the base of the step retry's exponential, jittered wait,
+    ``step_retry_cap_seconds`` its ceiling."""
 
     call_base_seconds: float = 1.0
     call_cap_seconds: float = 32.0
     call_max_attempts: int = 6
     step_retry_wait_seconds: float = 10.0
+    step_retry_cap_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RetrySettings:
@@ -237,11 +240,16 @@ class RetrySettings:
             step_retry_wait_seconds=_float_env(
                 "MONOLYTH_STEP_RETRY_WAIT_SECONDS", cls.step_retry_wait_seconds, environ
             ),
+            step_retry_cap_seconds=_float_env(
+                "MONOLYTH_STEP_RETRY_CAP_SECONDS", cls.step_retry_cap_seconds, environ
+            ),
         )
         check_number("MONOLYTH_RETRY_BASE_SECONDS", made.call_base_seconds, minimum=0)
         check_number("MONOLYTH_RETRY_CAP_SECONDS", made.call_cap_seconds, minimum=made.call_base_seconds)
         check_number("MONOLYTH_RETRY_MAX_ATTEMPTS", made.call_max_attempts, minimum=1, maximum=100)
         check_number("MONOLYTH_STEP_RETRY_WAIT_SECONDS", made.step_retry_wait_seconds, minimum=0)
+        step_cap, step_base = made.step_retry_cap_seconds, made.step_retry_wait_seconds
+        check_number("MONOLYTH_STEP_RETRY_CAP_SECONDS", step_cap, minimum=step_base)
         return made
 
 

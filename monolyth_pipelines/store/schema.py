@@ -91,9 +91,7 @@ connector_accounts = sa.Table(
     # and a sentence for a person. Both null while connected.
     sa.Column("status_reason", sa.Text),
     sa.Column("status_message", sa.Text),
-    # An account of a Workspace domain (connector_domains): synced by impersonation with the
-    # domain's one stored key. No foreign key: SQLite adds one only by rebuilding this table.
-    sa.Column("domain_id", UUID),
+    sa.Column("domain_id", UUID),  # a Workspace domain's account; no FK: SQLite adds one by rebuilding
     sa.CheckConstraint(_in("status", AccountStatus), name="status"),
     sa.Index(None, "provider", "status"),
     sa.Index(None, "domain_id"),
@@ -369,14 +367,16 @@ connector_push_channels = sa.Table(
     sa.Column("expires_at", TIMESTAMPTZ, nullable=False),
     sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
     sa.Column("last_message_at", TIMESTAMPTZ),
+    # Drive: the highest X-Goog-Message-Number seen on this channel; one at or below it is a
+    # replay or arrived out of order. NULL: no message yet (and always for Gmail).
+    sa.Column("last_message_number", sa.BigInteger),
     sa.Index(None, "account_id"),
     sa.Index(None, "provider", "resource_id"),
     sa.Index(None, "expires_at"),
 )
 
 
-# A Workspace domain connected with a service account (domain-wide delegation): the key file,
-# encrypted like the grants (store/token_crypto.py), kept here once for all the domain's accounts.
+# A Workspace domain (domain-wide delegation): its service-account key, encrypted, stored once.
 connector_domains = sa.Table(
     "connector_domains",
     metadata,

@@ -29,6 +29,7 @@ from monolyth_pipelines.domain.gmail import (
     THREAD_METADATA_FIELDS,
     AttachmentRule,
     decide_thread,
+    find_label,
     parts_cut_off,
     to_message_record,
 )
@@ -127,20 +128,13 @@ class GmailSync(GmailAttachments, PagedSync):
         return self._address
 
     def _label(self) -> str:
-        """The configured label's id. Names are matched exactly, then as ids (INBOX), then
-        case-insensitively, because Gmail treats label names case-insensitively."""
+        """The configured label's id (``domain.gmail.find_label``)."""
         if self._label_id is None:
             wanted = self.limits.label
             labels = self._call(
                 self.users.labels().list(userId="me", fields="labels(id,name)"), "labels.list"
             ).get("labels", [])
-            match = (
-                next((lab for lab in labels if lab.get("name") == wanted), None)
-                or next((lab for lab in labels if lab.get("id") == wanted), None)
-                or next(
-                    (lab for lab in labels if str(lab.get("name", "")).casefold() == wanted.casefold()), None
-                )
-            )
+            match = find_label(labels, wanted)
             if match is None:
                 raise SyncError(
                     ErrorCode.LABEL_NOT_FOUND,

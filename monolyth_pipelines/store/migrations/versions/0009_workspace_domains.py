@@ -1,7 +1,7 @@
 """Workspace domains: connector_domains (the service-account key, once), connector_accounts.domain_id
 
 Revision ID: 0009
-Revises: 0006 (for this branch's own testing; the coordinator sets the real predecessor)
+Revises: 0007 (the head of main when this branch merged it; the coordinator sets the real predecessor)
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from monolyth_pipelines.store.types import new_uuid
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
