@@ -284,3 +284,22 @@ def test_a_run_that_finds_the_key_deleted_puts_the_whole_domain_in_needs_reauth(
     found = world.by_email().values()
     assert {(a.status, a.status_reason) for a in found} == {("error", "needs_reauth")}
     assert len({a.status_message for a in found}) == 1
+
+
+def test_a_gmail_domain_connects_with_the_gmail_scope_and_addresses_as_ids(
+    world: DomainWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONOLYTH_FEATURE_FLAGS", "int_gmail")
+    gmail = "https://www.googleapis.com/auth/gmail.readonly"
+    key = world.emulator.service_account_key(
+        "gmail-sync", delegate_to=DOMAIN, scopes=[gmail, DIRECTORY_USER_READONLY]
+    )
+    result = domain.connect_domain(
+        world.engine, provider="gmail", owner_id=world.owner, key_info=key, admin_email=ADMIN
+    )
+    assert (result.status, result.created) == ("connected", 20)
+    account = world.by_email()[f"user2@{DOMAIN}"]
+    assert account.provider == "gmail" and account.external_user_id == f"user2@{DOMAIN}"
+    with world.engine.connect() as conn:
+        grant = accounts.get_token_json(conn, account.id)
+    assert grant is not None and grant["scopes"] == [gmail] and grant["subject"] == f"user2@{DOMAIN}"
