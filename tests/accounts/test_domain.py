@@ -212,7 +212,10 @@ def test_a_key_that_stops_working_puts_every_account_in_needs_reauth_with_one_re
 
 
 def test_the_private_key_is_in_no_row_in_clear_and_in_no_log(
-    world: DomainWorld, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    world: DomainWorld,
+    fresh_db_url: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     assert world.connect() == 0
@@ -220,6 +223,11 @@ def test_the_private_key_is_in_no_row_in_clear_and_in_no_log(
     assert world.sync() == 0
     pem_line = world.key["private_key"].splitlines()[5]
     found = world.by_email()
+    instance = dg.DagsterInstance.ephemeral()
+    run = materialize_account(
+        "google_drive", found[f"user1@{DOMAIN}"].id, instance=instance, database_url=fresh_db_url
+    )
+    dagster_log = "".join(str(entry) for entry in instance.all_logs(run.run_id))
     with world.engine.connect() as conn:
         dumped = "".join(
             str(tuple(r)) for t in (connector_accounts, connector_domains) for r in conn.execute(sa.select(t))
@@ -234,7 +242,8 @@ def test_the_private_key_is_in_no_row_in_clear_and_in_no_log(
     assert stored_key == world.key
     assert grant is not None and grant["domain_id"] == str(row.id) and grant["service_account"] == world.key
     out = capsys.readouterr()
-    for text in (caplog.text, out.out, out.err):
+    assert "job" in dagster_log  # the run's own log is there to search
+    for text in (caplog.text, out.out, out.err, dagster_log):
         assert pem_line not in text and "PRIVATE KEY" not in text
 
 
@@ -303,3 +312,26 @@ def test_a_gmail_domain_connects_with_the_gmail_scope_and_addresses_as_ids(
     with world.engine.connect() as conn:
         grant = accounts.get_token_json(conn, account.id)
     assert grant is not None and grant["scopes"] == [gmail] and grant["subject"] == f"user2@{DOMAIN}"
+
+
+def test_the_change_probe_asks_google_by_impersonation_too(world: DomainWorld, fresh_db_url: str) -> None:
+    from datetime import timedelta
+
+    from monolyth_pipelines.store.timeutil import utcnow
+    from monolyth_pipelines.sync.probe import plan_scheduled_syncs
+
+    assert world.connect() == 0
+    account = world.by_email()[f"user1@{DOMAIN}"]
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize_account(
+        "google_drive", account.id, instance=instance, database_url=fresh_db_url
+    ).success
+    world.emulator.reset_stats()
+    later = utcnow() + timedelta(hours=3)
+    plan = plan_scheduled_syncs(
+        world.engine, provider="google_drive", kind="drive_import", due_before=later, now=later
+    )
+    assert account.id in plan.idle and not plan.errors
+    # One JWT-bearer exchange and the changes probe, as user1.
+    calls = world.emulator.stats(f"user1@{DOMAIN}")["api_calls"]
+    assert calls.get("oauth.token") == 1 and calls.get("drive.changes.list", 0) >= 1
