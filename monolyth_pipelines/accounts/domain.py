@@ -77,11 +77,12 @@ def identity_of(provider: str, user: DirectoryUser) -> str:
     return user.email.lower() if provider == Provider.GMAIL.value else user.id
 
 
-def not_delegated_message(domain: str, client_id: str, scopes: list[str]) -> str:
+def not_delegated_message(domain: str, client_id: str, scopes: list[str], owner_id: uuid.UUID) -> str:
     return (
         f"the Workspace domain {domain} has not authorised the service account (client id {client_id}) "
         f"for these scopes: {', '.join(scopes)}. A super admin grants them in the Admin console "
-        f"({ADMIN_CONSOLE_PATH} > Add new): client ID {client_id}, OAuth scopes {','.join(scopes)}"
+        f"({ADMIN_CONSOLE_PATH} > Add new): client ID {client_id}, OAuth scopes {','.join(scopes)}; "
+        f"then `monolyth-connectors accounts sync-domain --owner {owner_id}` (the key is kept)"
     )
 
 
@@ -293,7 +294,7 @@ def _key_failed(
     if name in _NOT_DELEGATED:
         reason, message = (
             AccountStatusReason.NOT_DELEGATED.value,
-            not_delegated_message(row.domain, row.client_id, asked),
+            not_delegated_message(row.domain, row.client_id, asked, row.owner_id),
         )
     else:
         reason = AccountStatusReason.NEEDS_REAUTH.value

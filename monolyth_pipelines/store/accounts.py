@@ -112,9 +112,11 @@ def update_connection(
     status_message: str | None = None,
     external_email: str | None = None,
 ) -> None:
-    """A reconnect: new tokens and the status the connect ended in."""
+    """A reconnect: new tokens and the status the connect ended in. An OAuth grant replaces a
+    Workspace domain's: the account no longer follows the domain's key or directory."""
     _validate_status(status)
     values: dict[str, Any] = {
+        "domain_id": None,
         "token_json": _sealed(conn, token_json),
         "status": status,
         "status_reason": status_reason,

@@ -185,6 +185,12 @@ def test_a_domain_that_did_not_delegate_the_scopes_ends_in_error_naming_them(
         assert accounts.list_accounts(conn) == []
     assert row.status == "error" and row.status_reason == "not_delegated"
     assert DRIVE_READONLY in (row.status_message or "")
+    # The admin authorises the scopes; the kept key then connects the domain.
+    world.emulator.workspace.delegate(
+        DOMAIN, world.key["client_id"], [DRIVE_READONLY, DIRECTORY_USER_READONLY]
+    )
+    assert world.sync() == 0
+    assert len(world.by_email()) == 20 and {a.status for a in world.by_email().values()} == {"connected"}
 
 
 def test_a_key_that_stops_working_puts_every_account_in_needs_reauth_with_one_reason(
