@@ -199,7 +199,8 @@ def accounts_rotate_keys(args: argparse.Namespace) -> int:
     result = rotate_keys(engine_for(args), batch_size=args.batch_size)
     print(
         f"re-encrypted {result.rotated} account(s) with the first key; {result.already_current} already "
-        f"were; {result.changed_meanwhile} changed meanwhile (written with the first key)"
+        f"were; {result.changed_meanwhile} changed meanwhile (written with the first key); "
+        f"{result.domain_keys} Workspace domain key(s) re-encrypted"
     )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -341,3 +342,21 @@ def test_the_change_probe_asks_google_by_impersonation_too(world: DomainWorld, f
     # One JWT-bearer exchange and the changes probe, as user1.
     calls = world.emulator.stats(f"user1@{DOMAIN}")["api_calls"]
     assert calls.get("oauth.token") == 1 and calls.get("drive.changes.list", 0) >= 1
+
+
+def test_rotate_keys_re_encrypts_the_domain_key_so_the_old_fernet_key_can_go(
+    world: DomainWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monolyth_pipelines.store.token_crypto import generate_key
+
+    assert world.connect() == 0
+    old = os.environ["MONOLYTH_TOKEN_KEYS"]
+    new = generate_key()
+    monkeypatch.setenv("MONOLYTH_TOKEN_KEYS", f"{new},{old}")
+    assert main(["accounts", "rotate-keys"]) == 0
+    assert "1 Workspace domain key(s) re-encrypted" in capsys.readouterr().out
+    monkeypatch.setenv("MONOLYTH_TOKEN_KEYS", new)
+    with world.engine.connect() as conn:
+        (row,) = domains.list_domains(conn)
+        assert domains.domain_key(conn, row.id) == world.key
+    assert world.sync() == 0
