@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.google import oauth_flow
+from monolyth_pipelines.google.credentials import is_domain_grant
 from monolyth_pipelines.insights.build import rebuild_sync_runs
 from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
@@ -72,7 +73,9 @@ def disconnect(
     # While the tokens are still there: Google stops notifying about this account.
     stop_channels(account_id, engine=engine, endpoints=endpoints)
     grant = (token_json or {}).get("refresh_token") or (token_json or {}).get("token")
-    if grant:
+    if is_domain_grant(token_json):
+        pass  # a Workspace domain's account: the key is the domain's, there is no user grant to revoke
+    elif grant:
         result.revoke_error = oauth_flow.revoke(grant, endpoints)
         result.revoked = result.revoke_error is None
     elif key_problem:

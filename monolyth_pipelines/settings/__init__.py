@@ -22,6 +22,9 @@ from monolyth_pipelines.settings.env import (
     FLAG_GMAIL as FLAG_GMAIL,
 )
 from monolyth_pipelines.settings.env import (
+    GOOGLE_ADMIN_ENDPOINT as GOOGLE_ADMIN_ENDPOINT,
+)
+from monolyth_pipelines.settings.env import (
     GOOGLE_API_ENDPOINT as GOOGLE_API_ENDPOINT,
 )
 from monolyth_pipelines.settings.env import (
@@ -167,6 +170,11 @@ class GoogleEndpoints:
     @property
     def gmail_api_endpoint(self) -> str:
         return f"{self.api_base or GOOGLE_GMAIL_ENDPOINT}/"
+
+    @property
+    def directory_api_endpoint(self) -> str:
+        """Admin SDK Directory (admin directory_v1: servicePath is empty, paths start admin/...)."""
+        return f"{self.api_base or GOOGLE_ADMIN_ENDPOINT}/"
 
     @property
     def gmail_batch_uri(self) -> str:
