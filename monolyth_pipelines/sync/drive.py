@@ -19,7 +19,7 @@ from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.drive_content import EXPORT_AS, DriveContentImport  # noqa: F401
 from monolyth_pipelines.sync.drive_listing import DriveListing
 from monolyth_pipelines.sync.drive_reconcile import UNSEEN_LOOKUPS, DriveReconcile  # noqa: F401
-from monolyth_pipelines.sync.guards import refuse_mass_tombstone
+from monolyth_pipelines.sync.guards import MassTombstoneGuard, refuse_mass_tombstone
 from monolyth_pipelines.sync.page_checks import (
     bad_response,
     change_items,
@@ -158,8 +158,9 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
             )
         if sweep.reconcile:
             self._count_changed_as_seen(drive_id, sweep)
-            yield from self._explain_unseen(sweep)
-        yield sweep.done()
+            yield self._explain_unseen(sweep)
+        else:
+            yield sweep.done()
         warning = empty_sweep_warning(sweep, self.counters.seen, f"full sync of {corpus}", "files")
         swept = self.counters.seen - sweep.seen_at_start
         if warning is not None:
@@ -180,9 +181,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
             live_before = files.count_live(conn, self.account_id, scope)
+        guard = MassTombstoneGuard.of(self.limits)
         if state is not None and state.sweep_in_progress and not restart:
             assert state.sweep_id is not None
-            return Sweep(
+            sweep = Sweep(
                 corpus,
                 state.sweep_id,
                 state.sweep_cursor or "",
@@ -192,7 +194,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
                 resumed=True,
                 scope=scope,
                 seen_at_start=self.counters.seen,
+                guard=guard,
             )
+            sweep.why = f"the reconcile of the full listing of {corpus}"
+            return sweep
         # The start token comes first: whatever changes while we list is replayed next run.
         token_args = {"driveId": drive_id, "supportsAllDrives": True} if drive_id else {}
         start = required_token(
@@ -201,7 +206,7 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
             "changes.getStartPageToken",
         )
         with self.run.fenced() as conn:
-            return begin_sweep(
+            sweep = begin_sweep(
                 conn,
                 self.account_id,
                 corpus,
@@ -210,7 +215,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
                 live_before=live_before,
                 scope=scope,
                 seen_at_start=self.counters.seen,
+                guard=guard,
             )
+        sweep.why = f"the reconcile of the full listing of {corpus} ({self.counters.mode})"
+        return sweep
 
     # --- incremental ----------------------------------------------------------------------------
     def _incremental(
