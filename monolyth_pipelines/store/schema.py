@@ -260,6 +260,9 @@ class FileEventKind(StrEnum):
     # Gmail: a message came into the synced label again, or left it.
     LABELLED = "labelled"
     UNLABELLED = "unlabelled"
+    # Drive: who can see it changed (domain/permissions.py); ``changes`` says from what to what.
+    SHARED = "shared"
+    UNSHARED = "unshared"
 
 
 # The change history behind "per document over time": connector_files keeps only the latest
@@ -353,6 +356,30 @@ insights_document_activity_daily = sa.Table(
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
     sa.Index(None, "provider", "day"),
     sa.Index(None, "account_id", "external_id", "day"),
+)
+
+# Per day and Drive account: live documents by visibility class at the end of the day, and the
+# day's sharing events (docs/insights.md).
+insights_sharing_daily = sa.Table(
+    "insights_sharing_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", UUID, primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("live_documents", sa.BigInteger, nullable=False),
+    sa.Column("private", sa.BigInteger, nullable=False),
+    sa.Column("shared_internal", sa.BigInteger, nullable=False),
+    sa.Column("domain", sa.BigInteger, nullable=False),
+    sa.Column("shared_external", sa.BigInteger, nullable=False),
+    sa.Column("anyone_with_link", sa.BigInteger, nullable=False),
+    sa.Column("public", sa.BigInteger, nullable=False),
+    # Live documents without a class: stored before permissions were synced, or Google withheld them.
+    sa.Column("unclassified", sa.BigInteger, nullable=False),
+    sa.Column("newly_shared_external", sa.BigInteger, nullable=False),
+    sa.Column("newly_public", sa.BigInteger, nullable=False),
+    sa.Column("unshared", sa.BigInteger, nullable=False),
+    sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Index(None, "provider", "day"),
 )
 
 # Insights reads one day of runs by when they started and finished.
