@@ -66,7 +66,7 @@ def test_sharing_changes_arrive_through_the_change_feed_as_events_and_in_the_exp
     }
 
     drive.drive.share(doc, type="anyone", role="reader", discoverable=True)
-    _, public_job = drive.sync()
+    _, _public_job = drive.sync()
     drive.drive.make_private(doc)
     _, private_job = drive.sync()
     kinds = [(e["event"], e["changes"].get("visibility")) for e in _events(drive) if e["external_id"] == doc]
@@ -76,7 +76,7 @@ def test_sharing_changes_arrive_through_the_change_feed_as_events_and_in_the_exp
         ("shared", {"old": "shared_external", "new": "public"}),
         ("unshared", {"old": "public", "new": "private"}),
     ]
-    last = [e for e in _events(drive, private_job.id) if e["external_id"] == doc][0]
+    last = next(e for e in _events(drive, private_job.id) if e["external_id"] == doc)
     assert last["changes"]["gained"] == []
     assert {"type": "anyone", "role": "reader", "discoverable": True} in last["changes"]["lost"]
     assert {"type": "user", "role": "reader", "email": OUTSIDER} in last["changes"]["lost"]
