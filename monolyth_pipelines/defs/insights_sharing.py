@@ -7,17 +7,30 @@ No `from __future__ import annotations` here: Dagster reads the annotations at r
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import pandas as pd
 
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.insights import sharing
 from monolyth_pipelines.store.schema import insights_sharing_daily
 
+PREVIEW_ROWS = 10
 SHARING_KEY = dg.AssetKey(insights_sharing_daily.name)
 DESCRIPTION = (
     "Per day (UTC) and Drive account: live documents by visibility class at the day's end "
     "(private, shared_internal, domain, shared_external, anyone_with_link, public, unclassified), "
     "documents newly shared externally / publicly and un-shared that day."
 )
+
+
+def _preview(frame: pd.DataFrame) -> dg.TableMetadataValue:
+    head = frame.head(PREVIEW_ROWS).drop(columns=["built_at"])
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({c: str(v) for c, v in zip(head.columns, row, strict=True)})
+            for row in head.itertuples(index=False, name=None)
+        ],
+        schema=dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in head.columns]),
+    )
 
 
 def build_sharing_asset(
@@ -34,8 +47,6 @@ def build_sharing_asset(
         partitions_def=partitions,
     )
     def insights_sharing(context: dg.AssetExecutionContext, db: DatabaseResource) -> dg.MaterializeResult:
-        from monolyth_pipelines.defs.insights import _preview
-
         day = date.fromisoformat(context.partition_key)
         frame = sharing.build_day(db.engine, day)
         return dg.MaterializeResult(

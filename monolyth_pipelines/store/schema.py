@@ -13,28 +13,11 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from monolyth_pipelines.domain.permissions import VISIBILITY_ORDER
+
 # Re-exported: the migrations and the store name them through this module.
-from monolyth_pipelines.store.types import (
-    BIGID as BIGID,
-)
-from monolyth_pipelines.store.types import (
-    JSONB as JSONB,
-)
-from monolyth_pipelines.store.types import (
-    NOW as NOW,
-)
-from monolyth_pipelines.store.types import (
-    TIMESTAMPTZ as TIMESTAMPTZ,
-)
-from monolyth_pipelines.store.types import (
-    UUID as UUID,
-)
-from monolyth_pipelines.store.types import (
-    UTCDateTime as UTCDateTime,
-)
-from monolyth_pipelines.store.types import (
-    new_uuid as new_uuid,
-)
+from monolyth_pipelines.store.types import BIGID, JSONB, NOW, TIMESTAMPTZ, UUID, new_uuid
+from monolyth_pipelines.store.types import UTCDateTime as UTCDateTime
 
 
 class AccountStatus(StrEnum):
@@ -358,26 +341,19 @@ insights_document_activity_daily = sa.Table(
     sa.Index(None, "account_id", "external_id", "day"),
 )
 
-# Per day and Drive account: live documents by visibility class at the end of the day, and the
-# day's sharing events (docs/insights.md).
+# Per day and Drive account: live documents by visibility class at the day's end, sharing changes.
+SHARING_CHANGES = ("newly_shared_external", "newly_public", "unshared")
 insights_sharing_daily = sa.Table(
     "insights_sharing_daily",
     metadata,
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("account_id", UUID, primary_key=True),
     sa.Column("provider", sa.Text, nullable=False),
-    sa.Column("live_documents", sa.BigInteger, nullable=False),
-    sa.Column("private", sa.BigInteger, nullable=False),
-    sa.Column("shared_internal", sa.BigInteger, nullable=False),
-    sa.Column("domain", sa.BigInteger, nullable=False),
-    sa.Column("shared_external", sa.BigInteger, nullable=False),
-    sa.Column("anyone_with_link", sa.BigInteger, nullable=False),
-    sa.Column("public", sa.BigInteger, nullable=False),
-    # Live documents without a class: stored before permissions were synced, or Google withheld them.
-    sa.Column("unclassified", sa.BigInteger, nullable=False),
-    sa.Column("newly_shared_external", sa.BigInteger, nullable=False),
-    sa.Column("newly_public", sa.BigInteger, nullable=False),
-    sa.Column("unshared", sa.BigInteger, nullable=False),
+    # The classes, "unclassified" (no class known), then the day's changes: docs/insights.md.
+    *(
+        sa.Column(name, sa.BigInteger, nullable=False)
+        for name in ("live_documents", *VISIBILITY_ORDER, "unclassified", *SHARING_CHANGES)
+    ),
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
     sa.Index(None, "provider", "day"),
 )
