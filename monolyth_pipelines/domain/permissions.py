@@ -73,56 +73,74 @@ def account_domain(email: str | None) -> str | None:
 
 def _inherited(raw: Mapping[str, Any]) -> bool:
     details = raw.get("permissionDetails")
-    if not isinstance(details, list) or not details:
+    if type(details) is not list or not details:
         return False
     # Inherited only when every grant behind it is: a direct grant on the item makes it its own.
-    return all(isinstance(d, dict) and d.get("inherited") is True for d in details)
+    return all(type(d) is dict and d.get("inherited") is True for d in details)
+
+
+def _normalised(raw: Any) -> tuple[tuple[str, str, str, str, bool], dict[str, Any]] | None:
+    """(sort key, normalised permission), or None; ``type(..) is``, not isinstance: this runs for
+    every permission of every file of a full listing."""
+    if type(raw) is not dict:
+        return None
+    kind = raw.get("type")
+    role = raw.get("role")
+    if type(role) is not str or not role:
+        return None
+    inherited = _inherited(raw)
+    if kind == "user" or kind == "group":
+        email = raw.get("emailAddress")
+        if type(email) is not str or "@" not in email:
+            return None
+        email = email.lower()
+        return (kind, email, role, "", inherited), {
+            "type": kind,
+            "role": role,
+            "email": email,
+            "inherited": inherited,
+        }
+    if kind == "domain":
+        domain = raw.get("domain")
+        if type(domain) is not str or not domain:
+            return None
+        domain = domain.lower()
+        discoverable = raw.get("allowFileDiscovery") is True
+        return (kind, domain, role, str(discoverable), inherited), {
+            "type": kind,
+            "role": role,
+            "domain": domain,
+            "discoverable": discoverable,
+            "inherited": inherited,
+        }
+    if kind == "anyone":
+        discoverable = raw.get("allowFileDiscovery") is True
+        return (kind, "", role, str(discoverable), inherited), {
+            "type": kind,
+            "role": role,
+            "discoverable": discoverable,
+            "inherited": inherited,
+        }
+    return None
 
 
 def normalise_one(raw: Any) -> dict[str, Any] | None:
     """One Google Permission as ``{type, role, email | domain, discoverable, inherited}``;
     None when it names no grantee we can read (unknown type, user without an address)."""
-    if not isinstance(raw, dict):
-        return None
-    kind = raw.get("type")
-    role = raw.get("role")
-    if kind not in TYPES or not isinstance(role, str) or not role:
-        return None
-    out: dict[str, Any] = {"type": kind, "role": role}
-    if kind in ("user", "group"):
-        email = raw.get("emailAddress")
-        if not isinstance(email, str) or "@" not in email:
-            return None
-        out["email"] = email.lower()
-    elif kind == "domain":
-        domain = raw.get("domain")
-        if not isinstance(domain, str) or not domain:
-            return None
-        out["domain"] = domain.lower()
-    if kind in ("domain", "anyone"):
-        out["discoverable"] = raw.get("allowFileDiscovery") is True
-    out["inherited"] = _inherited(raw)
-    return out
-
-
-def _key(permission: Mapping[str, Any]) -> tuple[str, ...]:
-    return (
-        permission["type"],
-        permission.get("email") or permission.get("domain") or "",
-        permission["role"],
-        str(permission.get("discoverable", "")),
-        str(permission["inherited"]),
-    )
+    found = _normalised(raw)
+    return None if found is None else found[1]
 
 
 def normalise(raw: Iterable[Any]) -> list[dict[str, Any]]:
     """Google's permissions as a sorted list without duplicates: the same grants always give the
     same list, so a stored row changes only when the grants do."""
-    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    seen: dict[tuple[str, str, str, str, bool], dict[str, Any]] = {}
     for item in raw:
-        permission = normalise_one(item)
-        if permission is not None:
-            seen.setdefault(_key(permission), permission)
+        found = _normalised(item)
+        if found is not None and found[0] not in seen:
+            seen[found[0]] = found[1]
+    if len(seen) < 2:
+        return list(seen.values())
     return [seen[k] for k in sorted(seen)]
 
 

@@ -488,8 +488,16 @@ class DriveStore:
     def projection(self, mask: FieldMask | None) -> Projection:
         """What ``render`` computes for ``mask``: worked out once per page, not once per file."""
         if mask is None or mask.is_everything:
-            return [(name, _FIELDS[name], None) for name in _FIELD_ORDER]
-        return [(name, _FIELDS[name], mask.subtree(name)) for name in _FIELD_ORDER if name in mask.tree]
+            chosen = [(name, _FIELDS[name], None) for name in _FIELD_ORDER]
+        else:
+            chosen = [(name, _FIELDS[name], mask.subtree(name)) for name in _FIELD_ORDER if name in mask.tree]
+        # Permissions repeat across a page's files: each grant is rendered and masked once a page.
+        return [
+            (name, drive_sharing.masked_permissions(subtree, _MISSING), None)
+            if name == "permissions"
+            else (name, getter, subtree)
+            for name, getter, subtree in chosen
+        ]
 
     def render(self, rec: DriveFile, projection: Projection) -> dict[str, Any]:
         """The File resource restricted to ``projection``: unasked fields are never computed."""
@@ -611,7 +619,7 @@ _FIELDS: dict[str, Callable[[DriveStore, DriveFile], Any]] = {
     "modifiedByMeTime": lambda s, f: rfc3339(f.modified_ms) if f.owner == 0 else _MISSING,
     "modifiedByMe": lambda s, f: f.owner == 0,
     "owners": _owned(lambda s, f: [s.user_json(f.owner)]),
-    "permissions": lambda s, f: drive_sharing.file_permissions_field(s, f, _MISSING),
+    "permissions": drive_sharing.masked_permissions(None, _MISSING),
     "hasAugmentedPermissions": _shared(lambda s, f: bool(f.shares)),
     "lastModifyingUser": lambda s, f: s.user_json(max(f.owner, 0)),
     "shared": lambda s, f: f.owner != 0 or bool(f.shares),

@@ -12,10 +12,12 @@ share the file, and never for items in shared drives (``permissions.list`` gives
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from monolyth_pipelines.emulator.calls import ApiResponse, json_response
 from monolyth_pipelines.emulator.errors import ApiError, invalid_parameter, not_found
+from monolyth_pipelines.emulator.fields import Tree, apply_tree
 from monolyth_pipelines.emulator.oauth import DRIVE_SCOPES, require_scope
 
 if TYPE_CHECKING:
@@ -57,7 +59,6 @@ def _permission(g: Grant, inherited_from: str | None, names: dict[str, str]) -> 
     if kind in ("user", "group"):
         out["emailAddress"] = who
         out["displayName"] = names.get(who, who.split("@")[0])
-        out["domain"] = who.rsplit("@", 1)[1]
     elif kind == "domain":
         out["domain"] = who
         out["displayName"] = who
@@ -107,11 +108,24 @@ def can_share(store: DriveStore, rec: DriveFile) -> bool:
     return rec.owner == 0 or my_role(store, rec) in SHARING_ROLES
 
 
-def file_permissions_field(store: DriveStore, rec: DriveFile, missing: Any) -> Any:
-    """The File's ``permissions``: absent for shared-drive items and for files the user cannot share."""
-    if rec.drive_id is not None or not can_share(store, rec):
-        return missing
-    return permissions_json(store, rec)
+def masked_permissions(subtree: Tree | None, missing: Any) -> Callable[[DriveStore, DriveFile], Any]:
+    """The File's ``permissions`` getter for one page's field mask: absent for shared-drive items
+    and for files the user cannot share; each distinct grant rendered and masked once."""
+    memo: dict[tuple[Grant, str | None], Any] = {}
+
+    def permissions(store: DriveStore, rec: DriveFile) -> Any:
+        if rec.drive_id is not None or not can_share(store, rec):
+            return missing
+        out = []
+        for g, source in grants_of(store, rec):
+            found = memo.get((g, source))
+            if found is None:
+                names = {p.email: p.name for p in store.people}
+                found = memo[(g, source)] = apply_tree(_permission(g, source, names), subtree)
+            out.append(found)
+        return out
+
+    return permissions
 
 
 def permissions_list(ctx: CallContext[DriveStore]) -> ApiResponse:
