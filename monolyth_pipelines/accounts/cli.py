@@ -199,7 +199,8 @@ def accounts_rotate_keys(args: argparse.Namespace) -> int:
     result = rotate_keys(engine_for(args), batch_size=args.batch_size)
     print(
         f"re-encrypted {result.rotated} account(s) with the first key; {result.already_current} already "
-        f"were; {result.changed_meanwhile} changed meanwhile (written with the first key)"
+        f"were; {result.changed_meanwhile} changed meanwhile (written with the first key); "
+        f"{result.domain_keys} Workspace domain key(s) re-encrypted"
     )
     return 0
 
@@ -227,3 +228,6 @@ def add_account_commands(acc: Any, provider_names: list[str]) -> None:
     rot = acc.add_parser("rotate-keys", help="re-encrypt every stored grant with the first key")
     rot.add_argument("--batch-size", type=int, default=200)
     rot.set_defaults(func=accounts_rotate_keys)
+    from monolyth_pipelines.accounts.domain_cli import add_domain_commands
+
+    add_domain_commands(acc, provider_names)

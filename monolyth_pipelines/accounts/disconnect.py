@@ -6,6 +6,11 @@ account's pending jobs and logs ``connector_account_disconnected``; a running jo
 terminated through ``terminate_run`` (the caller's, so this module needs no Dagster). The
 schedule and the partition sensor only pick ``connected`` accounts, so nothing starts for it again
 until a reconnect, which keeps the stored cursors (unless ``purge`` deleted them).
+
+``purge`` runs after that transaction committed, in its own: the run is stopped first (its job
+is failed, so any page still in flight fails at its fence), then the purge waits for such a page
+to end before deleting (``store.purge``). A purge that fails leaves the account disconnected
+with its tokens gone, never ``connected`` with a revoked grant, and running it again finishes it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import sqlalchemy as sa
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.google import oauth_flow
+from monolyth_pipelines.google.credentials import is_domain_grant
+from monolyth_pipelines.insights.build import rebuild_sync_runs
 from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.purge import purge_account_data
@@ -66,7 +73,9 @@ def disconnect(
     # While the tokens are still there: Google stops notifying about this account.
     stop_channels(account_id, engine=engine, endpoints=endpoints)
     grant = (token_json or {}).get("refresh_token") or (token_json or {}).get("token")
-    if grant:
+    if is_domain_grant(token_json):
+        pass  # a Workspace domain's account: the key is the domain's, there is no user grant to revoke
+    elif grant:
         result.revoke_error = oauth_flow.revoke(grant, endpoints)
         result.revoked = result.revoke_error is None
     elif key_problem:
@@ -88,6 +97,10 @@ def disconnect(
             events.log_event(
                 conn, Event.ACCOUNT_DISCONNECTED, {"provider": account.provider, "account_id": account_id}
             )
-        if purge:
-            result.purged = purge_account_data(conn, account_id)
+    if purge:
+        # Its own transaction, after the run was stopped: never one that holds the job row while
+        # waiting for a page's file rows (the page waits for the job row: a deadlock).
+        with engine.begin() as conn:
+            result.purged, days = purge_account_data(conn, account_id)
+            rebuild_sync_runs(conn, days)
     return result

@@ -27,6 +27,7 @@ GROUP = "insights"
 START_DATE = "2026-01-01"
 CHART_DAYS = 30
 PREVIEW_ROWS = 10
+BUILT_AT = "built_at"
 
 # end_offset=1: today's partition exists (and fills up) while the day runs.
 insights_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
@@ -84,13 +85,15 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
             recent = store.read_days(
                 conn, insights_sync_runs_daily, day - timedelta(days=CHART_DAYS - 1), day
             )
-        frames = built.by_table()
+        frames, counts = built.by_table(), built.row_counts()
         for key, table in TABLE_BY_KEY.items():
             frame = frames[table.name]
             metadata: dict[str, Any] = {
                 "day": day.isoformat(),
-                "dagster/row_count": len(frame),
+                "dagster/row_count": counts[table.name],
                 "as_of": built.as_of.isoformat(),
+                # When the build read its inputs: the refresh sensor compares changes with this.
+                BUILT_AT: built.built_at.isoformat(),
                 "preview": _preview(frame),
             }
             if key == RUNS_KEY:
@@ -173,10 +176,19 @@ insights_job = dg.define_asset_job(
 
 
 def _last_built(instance: dg.DagsterInstance, day: date) -> datetime | None:
+    """When the day's last build read its inputs (its ``built_at``), not when Dagster recorded the
+    materialisation afterwards: a change committed in between is newer than the build's reads
+    and must trigger a rebuild. Older materialisations without it fall back to their timestamp."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=RUNS_KEY, asset_partitions=[day.isoformat()]), limit=1
     ).records
-    return datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
+    if not records:
+        return None
+    materialization = records[0].asset_materialization
+    read_at = materialization.metadata.get(BUILT_AT) if materialization is not None else None
+    if read_at is not None and isinstance(read_at.value, str):
+        return datetime.fromisoformat(read_at.value)
+    return datetime.fromtimestamp(records[0].timestamp, UTC)
 
 
 @dg.sensor(job=insights_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.store import token_crypto
+from monolyth_pipelines.store import domains, token_crypto
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, Provider, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
@@ -32,6 +32,7 @@ class Account:
     external_email: str | None = None
     status_reason: str | None = None
     status_message: str | None = None
+    domain_id: uuid.UUID | None = None  # an account of a Workspace domain (connector_domains)
 
     def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
         return f"Account(id={self.id}, provider={self.provider}, status={self.status})"
@@ -85,7 +86,7 @@ def create_account(
 def _sealed(conn: sa.Connection, token_json: dict[str, Any] | None) -> dict[str, str] | None:
     if token_json is None:
         return None
-    return token_crypto.encrypt(token_crypto.key_ring(conn.dialect.name), token_json)
+    return token_crypto.encrypt(token_crypto.key_ring(conn.dialect.name), domains.without_key(token_json))
 
 
 def find_by_identity(
@@ -111,9 +112,11 @@ def update_connection(
     status_message: str | None = None,
     external_email: str | None = None,
 ) -> None:
-    """A reconnect: new tokens and the status the connect ended in."""
+    """A reconnect: new tokens and the status the connect ended in. An OAuth grant replaces a
+    Workspace domain's: the account no longer follows the domain's key or directory."""
     _validate_status(status)
     values: dict[str, Any] = {
+        "domain_id": None,
         "token_json": _sealed(conn, token_json),
         "status": status,
         "status_reason": status_reason,
@@ -185,15 +188,17 @@ def clear_tokens(conn: sa.Connection, account_id: uuid.UUID) -> None:
 
 
 def get_token_json(conn: sa.Connection, account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The account's decrypted authorized-user dict; ``TokenKeyError`` when no key opens it."""
+    """The account's decrypted authorized-user dict; ``TokenKeyError`` when no key opens it.
+    A Workspace domain's account gets its domain's service-account key joined in (memory only)."""
     stored = conn.execute(
         sa.select(connector_accounts.c.token_json).where(connector_accounts.c.id == account_id)
     ).scalar_one_or_none()
     if stored is None:
         return None
-    return token_crypto.decrypt(
+    opened = token_crypto.decrypt(
         token_crypto.key_ring(conn.dialect.name), stored, what=f"the stored tokens of account {account_id}"
     )
+    return domains.with_domain_key(conn, opened)
 
 
 def save_token_json(
@@ -225,7 +230,9 @@ def save_token_json(
         result = conn.execute(
             connector_accounts.update()
             .where(connector_accounts.c.id == account_id, _is_stored(stored))
-            .values(token_json=token_crypto.encrypt(ring, token_json), updated_at=utcnow())
+            .values(
+                token_json=token_crypto.encrypt(ring, domains.without_key(token_json)), updated_at=utcnow()
+            )
         )
         if result.rowcount == 1:
             return True

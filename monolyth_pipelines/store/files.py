@@ -18,10 +18,13 @@ from monolyth_pipelines.store.file_queries import (  # noqa: F401  (their home b
     CHUNK,
     _chunks,
     count_live,
+    count_unseen_live,
+    live_ids_with_meta,
     live_meta_values,
     meta_scope,
     stored_meta,
     unseen_live_ids,
+    unseen_live_meta_values,
 )
 from monolyth_pipelines.store.file_rows import UpsertCounts, content_hash  # noqa: F401
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen

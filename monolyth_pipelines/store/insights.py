@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from monolyth_pipelines.store.file_events import CAME_EVENTS
 from monolyth_pipelines.store.schema import (
+    AccountStatus,
     JobStatus,
     connector_accounts,
     connector_file_events,
@@ -71,29 +72,15 @@ def jobs_of_day(conn: sa.Connection, start: datetime, end: datetime) -> pd.DataF
 
 
 def accounts_by(conn: sa.Connection, end: datetime) -> pd.DataFrame:
-    a = connector_accounts
-    query = sa.select(a.c.id.label("account_id"), a.c.owner_id, a.c.provider).where(a.c.created_at < end)
-    return _frame(conn.execute(query))
-
-
-def events_of_day(conn: sa.Connection, start: datetime, end: datetime) -> pd.DataFrame:
-    """The day's connector_file_events, each with its document's current title, type and dates."""
-    e, f = connector_file_events, connector_files
-    query = (
-        sa.select(
-            e.c.account_id,
-            e.c.external_id,
-            e.c.provider,
-            e.c.event,
-            f.c.title,
-            f.c.mime,
-            f.c.created_at.label("first_seen_at"),
-            f.c.modified_at.label("last_modified_at"),
-        )
-        .select_from(
-            e.outerjoin(f, sa.and_(f.c.account_id == e.c.account_id, f.c.external_id == e.c.external_id))
-        )
-        .where(_in(e.c.observed_at, start, end))
+    """Accounts created by ``end``, except purged ones (disconnected and not a job left: a
+    purge deletes them all), which must not come back as rows of zeros."""
+    a, j = connector_accounts, connector_jobs
+    purged = sa.and_(
+        a.c.status == AccountStatus.DISCONNECTED.value,
+        ~sa.exists().where(j.c.account_id == a.c.id),
+    )
+    query = sa.select(a.c.id.label("account_id"), a.c.owner_id, a.c.provider).where(
+        a.c.created_at < end, ~purged
     )
     return _frame(conn.execute(query))
 

@@ -20,7 +20,7 @@ from monolyth_pipelines.sync.drive_content import EXPORT_AS, DriveContentImport 
 from monolyth_pipelines.sync.drive_listing import DriveListing
 from monolyth_pipelines.sync.drive_permissions import DrivePermissions, drive_quota
 from monolyth_pipelines.sync.drive_reconcile import UNSEEN_LOOKUPS, DriveReconcile  # noqa: F401
-from monolyth_pipelines.sync.guards import refuse_mass_tombstone
+from monolyth_pipelines.sync.guards import MassTombstoneGuard, refuse_mass_tombstone
 from monolyth_pipelines.sync.page_checks import (
     bad_response,
     change_items,
@@ -161,8 +161,9 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, DrivePermissio
             )
         if sweep.reconcile:
             self._count_changed_as_seen(drive_id, sweep)
-            yield from self._explain_unseen(sweep)
-        yield sweep.done()
+            yield self._explain_unseen(sweep)
+        else:
+            yield sweep.done()
         warning = empty_sweep_warning(sweep, self.counters.seen, f"full sync of {corpus}", "files")
         swept = self.counters.seen - sweep.seen_at_start
         if warning is not None:
@@ -183,9 +184,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, DrivePermissio
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
             live_before = files.count_live(conn, self.account_id, scope)
+        guard = MassTombstoneGuard.of(self.limits)
         if state is not None and state.sweep_in_progress and not restart:
             assert state.sweep_id is not None
-            return Sweep(
+            sweep = Sweep(
                 corpus,
                 state.sweep_id,
                 state.sweep_cursor or "",
@@ -195,7 +197,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, DrivePermissio
                 resumed=True,
                 scope=scope,
                 seen_at_start=self.counters.seen,
+                guard=guard,
             )
+            sweep.why = f"the reconcile of the full listing of {corpus}"
+            return sweep
         # The start token comes first: whatever changes while we list is replayed next run.
         token_args = {"driveId": drive_id, "supportsAllDrives": True} if drive_id else {}
         start = required_token(
@@ -204,7 +209,7 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, DrivePermissio
             "changes.getStartPageToken",
         )
         with self.run.fenced() as conn:
-            return begin_sweep(
+            sweep = begin_sweep(
                 conn,
                 self.account_id,
                 corpus,
@@ -213,7 +218,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, DrivePermissio
                 live_before=live_before,
                 scope=scope,
                 seen_at_start=self.counters.seen,
+                guard=guard,
             )
+        sweep.why = f"the reconcile of the full listing of {corpus} ({self.counters.mode})"
+        return sweep
 
     # --- incremental ----------------------------------------------------------------------------
     def _incremental(

@@ -1,7 +1,7 @@
 """Drive sharing: the shared / unshared event kinds, insights_sharing_daily
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-# The coordinator points this at the last migration on main when merging.
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
