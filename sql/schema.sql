@@ -61,7 +61,7 @@ CREATE TABLE connector_file_events (
     observed_at TIMESTAMP WITH TIME ZONE NOT NULL,
     changes JSONB NOT NULL,
     CONSTRAINT pk_connector_file_events PRIMARY KEY (id),
-    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled'))
+    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled', 'shared', 'unshared'))
 );
 
 CREATE INDEX ix_connector_file_events_observed_at ON connector_file_events USING brin (observed_at);
@@ -108,6 +108,27 @@ CREATE TABLE insights_document_activity_daily (
 CREATE INDEX ix_insights_document_activity_daily_account_id_external_id_day ON insights_document_activity_daily (account_id, external_id, day);
 
 CREATE INDEX ix_insights_document_activity_daily_provider_day ON insights_document_activity_daily (provider, day);
+
+CREATE TABLE insights_sharing_daily (
+    day DATE NOT NULL,
+    account_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    live_documents BIGINT NOT NULL,
+    private BIGINT NOT NULL,
+    shared_internal BIGINT NOT NULL,
+    domain BIGINT NOT NULL,
+    shared_external BIGINT NOT NULL,
+    anyone_with_link BIGINT NOT NULL,
+    public BIGINT NOT NULL,
+    unclassified BIGINT NOT NULL,
+    newly_shared_external BIGINT NOT NULL,
+    newly_public BIGINT NOT NULL,
+    unshared BIGINT NOT NULL,
+    built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_insights_sharing_daily PRIMARY KEY (day, account_id)
+);
+
+CREATE INDEX ix_insights_sharing_daily_provider_day ON insights_sharing_daily (provider, day);
 
 CREATE TABLE insights_sync_runs_daily (
     day DATE NOT NULL,

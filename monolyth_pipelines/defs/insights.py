@@ -210,11 +210,16 @@ def insights_refresh(context: dg.SensorEvaluationContext, db: DatabaseResource) 
 
 def definitions() -> dg.Definitions:
     """Registered by definitions.py beside the connector definitions (resources come from there)."""
+    from monolyth_pipelines.defs.insights_sharing import build_sharing_asset, build_sharing_check
     from monolyth_pipelines.defs.local_run import assets_by_provider
 
-    asset = build_insights_asset([a.key for a in assets_by_provider().values()])
+    keys = [a.key for a in assets_by_provider().values()]
+    asset = build_insights_asset(keys)
     return dg.Definitions(
-        assets=[asset], asset_checks=ASSET_CHECKS, jobs=[insights_job], sensors=[insights_refresh]
+        assets=[asset, build_sharing_asset(keys, insights_partitions)],
+        asset_checks=[*ASSET_CHECKS, build_sharing_check(insights_partitions)],
+        jobs=[insights_job],
+        sensors=[insights_refresh],
     )
 
 

@@ -19,7 +19,19 @@ if TYPE_CHECKING:
 
 PREFIX = "/_emulator/"
 DRIVE_OPS = frozenset(
-    {"create_file", "modify", "rename", "trash", "untrash", "delete", "lose_access", "restore_access"}
+    {
+        "create_file",
+        "modify",
+        "rename",
+        "trash",
+        "untrash",
+        "delete",
+        "lose_access",
+        "restore_access",
+        "share",
+        "unshare",
+        "make_private",
+    }
 )
 GMAIL_OPS = frozenset(
     {"deliver", "delete_message", "delete_thread", "relabel", "create_label", "expire_history"}
@@ -144,6 +156,8 @@ def _accounts(
         drive = emu.drive(account)
         if method == "GET" and rest[1:] == ["files"]:
             return drive.files()
+        if method == "GET" and len(rest) == 4 and rest[1] == "files" and rest[3] == "permissions":
+            return drive.permissions(rest[2])
         if method == "POST" and len(rest) == 2 and rest[1] in DRIVE_OPS:
             return getattr(drive, rest[1])(**payload)
     if rest[0] == "gmail":

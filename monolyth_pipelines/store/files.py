@@ -87,6 +87,9 @@ def upsert_files(
                     connector_files.c.title,
                     connector_files.c.size,
                     connector_files.c.modified_at,
+                    connector_files.c.mime,
+                    connector_files.c.url,
+                    connector_files.c.meta_json,
                 ).where(
                     connector_files.c.account_id == account_id,
                     connector_files.c.external_id.in_([r["external_id"] for r in rows]),
@@ -112,7 +115,11 @@ def upsert_files(
             conn.execute(_sqlite_upsert_statement(), [{**r, "meta_json": r["meta"]} for r in written])
             file_events.insert_events(
                 conn,
-                [file_events.upsert_event(existing.get(r["external_id"]), r, job_id, now) for r in written],
+                [
+                    event
+                    for r in written
+                    for event in file_events.row_events(existing.get(r["external_id"]), r, job_id, now)
+                ],
             )
     return counts
 

@@ -16,6 +16,7 @@ from monolyth_pipelines.store.schema import (
     connector_sync_state,
     insights_account_usage_daily,
     insights_document_activity_daily,
+    insights_sharing_daily,
     insights_sync_runs_daily,
     vault_documents,
 )
@@ -40,6 +41,7 @@ def purge_account_data(conn: sa.Connection, account_id: uuid.UUID) -> tuple[dict
         connector_file_events,
         insights_document_activity_daily,
         insights_account_usage_daily,
+        insights_sharing_daily,
         vault_documents,
         connector_files,
         connector_sweep_seen,

@@ -13,49 +13,19 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from monolyth_pipelines.domain.permissions import VISIBILITY_ORDER
+
 # Re-exported: the migrations and the store name them through this module.
-from monolyth_pipelines.store.types import (  # noqa: F401
-    BIGID,
-    JSONB,
-    NOW,
-    TIMESTAMPTZ,
-    UUID,
-    UTCDateTime,
-    new_uuid,
+from monolyth_pipelines.store.enums import (  # noqa: F401
+    AccountStatus,
+    AccountStatusReason,
+    FileEventKind,
+    JobKind,
+    JobStatus,
+    Provider,
 )
-
-
-class AccountStatus(StrEnum):
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    ERROR = "error"
-    PENDING = "pending"
-
-
-class AccountStatusReason(StrEnum):
-    """connector_accounts.status_reason: why an account is in ``error``."""
-
-    NEEDS_REAUTH = "needs_reauth"  # the grant was revoked or expired, or scopes were lost
-    MISSING_SCOPES = "missing_scopes"  # the user did not grant what the provider needs
-    PROBE_FAILED = "probe_failed"  # the identity probe after connecting failed
-    NOT_DELEGATED = "not_delegated"  # a Workspace domain did not authorise the service account
-
-
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class Provider(StrEnum):
-    GOOGLE_DRIVE = "google_drive"
-    GMAIL = "gmail"
-
-
-class JobKind(StrEnum):
-    DRIVE_IMPORT = "drive_import"
-    GMAIL_IMPORT = "gmail_import"
+from monolyth_pipelines.store.types import BIGID, JSONB, NOW, TIMESTAMPTZ, UUID, new_uuid
+from monolyth_pipelines.store.types import UTCDateTime as UTCDateTime
 
 
 def _in(column: str, values: type[StrEnum]) -> str:
@@ -237,22 +207,6 @@ connector_sweep_seen = sa.Table(
 )
 
 
-class FileEventKind(StrEnum):
-    """What happened to one item in one sync run; ``connector_file_events.event``."""
-
-    ADDED = "added"
-    MODIFIED = "modified"
-    RENAMED = "renamed"
-    MOVED_OUT_OF_SCOPE = "moved_out_of_scope"
-    TRASHED = "trashed"
-    DELETED = "deleted"
-    ACCESS_LOST = "access_lost"
-    RESTORED = "restored"
-    # Gmail: a message came into the synced label again, or left it.
-    LABELLED = "labelled"
-    UNLABELLED = "unlabelled"
-
-
 # The change history behind "per document over time": connector_files keeps only the latest
 # state. Written by the store functions that change connector_files, in the same transaction;
 # an item that did not change writes nothing.
@@ -348,6 +302,23 @@ insights_document_activity_daily = sa.Table(
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
     sa.Index(None, "provider", "day"),
     sa.Index(None, "account_id", "external_id", "day"),
+)
+
+# Per day and Drive account: live documents by visibility class at the day's end, sharing changes.
+SHARING_CHANGES = ("newly_shared_external", "newly_public", "unshared")
+insights_sharing_daily = sa.Table(
+    "insights_sharing_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", UUID, primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    # The classes, "unclassified" (no class known), then the day's changes: docs/insights.md.
+    *(
+        sa.Column(name, sa.BigInteger, nullable=False)
+        for name in ("live_documents", *VISIBILITY_ORDER, "unclassified", *SHARING_CHANGES)
+    ),
+    sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Index(None, "provider", "day"),
 )
 
 # Insights reads one day of runs by when they started and finished.

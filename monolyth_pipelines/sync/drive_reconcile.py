@@ -54,12 +54,13 @@ class DriveReconcile:
                     )
                 )
                 status = 200
+                self._count_lookups(self._fill_permissions([found]))
             except SyncError as error:
                 if error.code not in (ErrorCode.NOT_FOUND, ErrorCode.INSUFFICIENT_PERMISSIONS):
                     raise
                 found, status = None, error.status or 404
             before = PriorState.from_row(*prior[file_id]) if file_id in prior else None
-            decision = drive_domain.decide_lookup(file_id, status, found, self.limits, before)
+            decision = drive_domain.decide_lookup(file_id, status, found, self.limits, before, self.sharing)
             if decision.action is ChangeAction.UPSERT and decision.record is not None:
                 upserts.append(decision.record)
             elif decision.tombstone is not None:

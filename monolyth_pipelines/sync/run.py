@@ -63,9 +63,18 @@ class AccountContext:
     provider: str
     status: str
     token_json: dict[str, Any] | None
+    # The account's Google address (connect's identity probe), for what "outside" means.
+    email: str | None = None
 
     def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
         return f"AccountContext(id={self.id}, provider={self.provider}, status={self.status})"
+
+
+def _token_account(token_json: dict[str, Any] | None) -> str | None:
+    """The address an authorized-user JSON names (``account``), for accounts connected before
+    the identity probe stored one."""
+    account = (token_json or {}).get("account")
+    return account if isinstance(account, str) and "@" in account else None
 
 
 class AccountNotSyncable(SyncError):
@@ -181,6 +190,7 @@ class SyncRun:
                 provider=found.provider,
                 status=found.status,
                 token_json=token_json,
+                email=found.external_email or _token_account(token_json),
             )
             held = jobs.open_job(conn, ident.account_id, ident.kind)
             if self._reap_dead_holder(conn, held):
