@@ -6,21 +6,23 @@ No `from __future__ import annotations` here: Dagster reads the annotations at r
 
 import warnings
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.insights import checks, freshness
-from monolyth_pipelines.insights.build import build_day
-from monolyth_pipelines.insights.chart import runs_chart_markdown
 from monolyth_pipelines.store import insights as store
 from monolyth_pipelines.store.schema import (
     insights_account_usage_daily,
     insights_document_activity_daily,
     insights_sync_runs_daily,
 )
+
+if TYPE_CHECKING:
+    # pandas and matplotlib (~0.8 s of CPU to import) load only in a run that builds a day: every
+    # process that loads the definitions (each connector run, the code server) would pay it.
+    import pandas as pd
 
 GROUP = "insights"
 # The first day a partition exists for; earlier history stays in the raw tables.
@@ -50,7 +52,9 @@ DESCRIPTIONS = {
 }
 
 
-def _preview(frame: pd.DataFrame) -> dg.TableMetadataValue:
+def _preview(frame: "pd.DataFrame") -> dg.TableMetadataValue:
+    import pandas as pd
+
     head = frame.head(PREVIEW_ROWS)
     columns = [c for c in head.columns if c != "built_at"]
     return dg.MetadataValue.table(
@@ -79,6 +83,9 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
     )
     def insights_daily(context: dg.AssetExecutionContext, db: DatabaseResource) -> Any:
         """One day's three tables, rebuilt together in one transaction."""
+        from monolyth_pipelines.insights.build import build_day
+        from monolyth_pipelines.insights.chart import runs_chart_markdown
+
         day = date.fromisoformat(context.partition_key)
         built = build_day(db.engine, day)
         with db.engine.connect() as conn:
