@@ -72,6 +72,8 @@ def build_sharing_check(partitions: dg.PartitionsDefinition) -> dg.AssetChecksDe
     def sharing_classes_add_up(
         context: dg.AssetCheckExecutionContext, db: DatabaseResource
     ) -> dg.AssetCheckResult:
+        from monolyth_pipelines.insights import sharing
+
         day = date.fromisoformat(context.op_execution_context.partition_key)
         with db.engine.connect() as conn:
             outcome = sharing.classes_add_up(conn, day, datetime.now(UTC).date())
