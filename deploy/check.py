@@ -356,8 +356,13 @@ class Check:
 
     def step_schedule(self) -> str:
         assert self.emulator is not None
-        if self.db.one("SELECT count(*) FROM connector_push_channels"):
-            raise AssertionError("push channels exist already; the probe step needs none")
+        # Push is on in this deployment, so the changed account's channel is made to lose its
+        # notification (expired at the emulator): the schedule with its probe is the safety net
+        # for exactly that. Channels are registered first so no daemon tick adds one meanwhile.
+        self.push_channels_tick()
+        for channel in self.emulator.call("GET", "push")["drive_channels"]:
+            if channel["email"] == "user1@example.com":
+                self.emulator.call("POST", "push/expire", {"channel_id": channel["id"]})
         for label in ("alice", "bob"):
             self.db.execute(
                 "UPDATE connector_jobs SET created_at = created_at - interval '8 hours', "
@@ -398,34 +403,39 @@ class Check:
             raise AssertionError(f"idle account: {after_bob - before['bob']} new jobs, probed: {checked}")
         return "changed account: one scheduled job, one run, completed; idle account: probed, no job"
 
-    def step_push(self) -> str:
-        assert self.emulator is not None
+    def push_channels_tick(self) -> None:
+        """One evaluation of `connector_push_channels` by the code server (GraphQL sensorDryRun):
+        the daemon ticks it every 5 minutes only; its effect is channels, not runs."""
         data = self.graphql(
-            """mutation($selector: SensorSelector!) {
-                 sensorDryRun(selectorData: $selector) {
+            """mutation($selector: SensorSelector!, $cursor: String) {
+                 sensorDryRun(selectorData: $selector, cursor: $cursor) {
                    __typename
                    ... on DryRunInstigationTick { evaluationResult { skipReason error { message } } }
                    ... on PythonError { message } } }""",
-            selector={**REPOSITORY, "sensorName": "connector_push_channels"},
+            selector={**REPOSITORY, "sensorName": "connector_push_channels"}, cursor=None,
         )["sensorDryRun"]
         result = data.get("evaluationResult") or {}
-        if result.get("error"):
-            raise AssertionError(f"push-channel sensor failed: {result['error']}")
-        wait_until("alice's push channel", lambda: self.db.one(
-            "SELECT count(*) FROM connector_push_channels WHERE account_id = %s", self.accounts["alice"]), 30)
+        if data["__typename"] != "DryRunInstigationTick" or result.get("error"):
+            raise AssertionError(f"push-channel sensor evaluation failed: {data}")
+
+    def step_push(self) -> str:
+        assert self.emulator is not None
+        self.push_channels_tick()
+        wait_until("bob's push channel", lambda: self.db.one(
+            "SELECT count(*) FROM connector_push_channels WHERE account_id = %s", self.accounts["bob"]), 30)
         since = self.db.one("SELECT now()")
-        self.emulator.call("POST", "accounts/user1@example.com/drive/create_file",
+        self.emulator.call("POST", "accounts/user2@example.com/drive/create_file",
                            {"name": "pushed change.pdf", "mime_type": "application/pdf", "size": 4096})
         job_id = str(wait_until("the push job", lambda: self.db.one(
             "SELECT id FROM connector_jobs WHERE account_id = %s AND created_at >= %s",
-            self.accounts["alice"], since), 60))
+            self.accounts["bob"], since), 60))
         self.wait_job(job_id)
         self.through_one_container(job_id)
         time.sleep(5)
         jobs = self.db.one("SELECT count(*) FROM connector_jobs WHERE account_id = %s AND created_at >= %s",
-                           self.accounts["alice"], since)
+                           self.accounts["bob"], since)
         row = self.job(job_id)
-        titles = [r[1] for r in self.files("alice")]
+        titles = [r[1] for r in self.files("bob")]
         if jobs != 1 or row["requested_by"] != "push" or "pushed change.pdf" not in titles:
             raise AssertionError(f"{jobs} jobs, requested_by {row['requested_by']}, file synced: "
                                  f"{'pushed change.pdf' in titles}")
