@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint dev
+.PHONY: setup demo test lint dev deploy-check deploy-lock
 
 setup: $(VENV)/.installed
 
@@ -31,3 +31,12 @@ dev: setup
 	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster instance concurrency set google_drive 4
 	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster instance concurrency set gmail 2
 	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster dev -w workspace.yaml
+
+# The production topology of deploy/ on Docker, end to end (deploy/check.py; docs/operations.md):
+# installs the engine if absent, builds the image offline, runs the scenario, tears down.
+deploy-check: setup
+	$(BIN)/python deploy/check.py
+
+# deploy/requirements.lock again, after a dependency change in pyproject.toml.
+deploy-lock: setup
+	$(BIN)/python deploy/lock.py

@@ -93,6 +93,12 @@ from monolyth_pipelines.settings.limits import (
 from monolyth_pipelines.settings.limits import (
     GmailLimits as GmailLimits,
 )
+from monolyth_pipelines.settings.run_variables import (
+    NOT_RUN_VARIABLES as NOT_RUN_VARIABLES,
+)
+from monolyth_pipelines.settings.run_variables import (
+    RUN_VARIABLES as RUN_VARIABLES,
+)
 from monolyth_pipelines.settings_checks import (
     ConfigError,
     check_endpoint_override,
