@@ -27,6 +27,9 @@ test: lint
 dev: setup
 	mkdir -p .monolyth/dagster && cp dagster.yaml .monolyth/dagster/dagster.yaml
 	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/monolyth-connectors db upgrade
+	# Each provider's pool limit: its run cap in dagster.yaml (the pools' default is the smallest).
+	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster instance concurrency set google_drive 4
+	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster instance concurrency set gmail 2
 	DAGSTER_HOME=$(CURDIR)/.monolyth/dagster $(BIN)/dagster dev -w workspace.yaml
 
 # The production topology of deploy/ on Docker, end to end (deploy/check.py; docs/operations.md):

@@ -21,7 +21,6 @@ def _provider_names() -> list[str]:
     return [spec.provider for spec in providers.all_providers()]
 
 
-
 # --- db -------------------------------------------------------------------------------------------
 def _db_upgrade(args: argparse.Namespace) -> int:
     from monolyth_pipelines.store.migrate import head_revision, upgrade
@@ -68,9 +67,8 @@ def _sync(args: argparse.Namespace) -> int:
 
     run_config = json.loads(args.config_json) if args.config_json else {}
     if args.allow_mass_tombstone:
-        if args.provider != "google_drive":
-            raise CliError("--allow-mass-tombstone applies to google_drive only")
-        ops = run_config.setdefault("ops", {}).setdefault("google_drive_files", {})
+        asset = providers.get(args.provider).asset_name
+        ops = run_config.setdefault("ops", {}).setdefault(asset, {})
         ops.setdefault("config", {})["allow_mass_tombstone"] = True
     # Dagster's step-by-step console log (and its stack traces) is for debugging with --verbose;
     # the outcome is printed below.
@@ -151,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--allow-mass-tombstone",
         action="store_true",
-        help="confirm a settings change that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows",
+        help="confirm a run that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the live rows",
     )
     sync.set_defaults(func=_sync)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from monolyth_pipelines.defs import automation, insights
+from monolyth_pipelines.defs import automation, domains, insights
 from monolyth_pipelines.defs.push import build_push_sensor
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
 
@@ -23,7 +23,7 @@ def build_definitions() -> dg.Definitions:
         schedules=auto.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},
     )
-    return dg.Definitions.merge(connectors, insights.definitions())
+    return dg.Definitions.merge(connectors, insights.definitions(), domains.definitions())
 
 
 defs = build_definitions()

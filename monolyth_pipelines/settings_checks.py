@@ -89,6 +89,8 @@ GMAIL_ENV_NAMES = {
     "method_costs": "GMAIL_QUOTA_COSTS",
     "batch_size": "GMAIL_BATCH_SIZE",
     "attachment_metadata": "GMAIL_ATTACHMENT_METADATA",
+    "mass_tombstone_share": "MONOLYTH_MASS_TOMBSTONE_SHARE",
+    "allow_mass_tombstone": "allow_mass_tombstone",
 }
 GMAIL_METHODS = (
     "getProfile",
@@ -146,6 +148,7 @@ def check_gmail_limits(limits: Any, name: Mapping[str, str]) -> None:
     )
     check_method_costs(name["method_costs"], limits.method_costs, limits.quota_units_per_second)
     check_number(name["batch_size"], limits.batch_size, minimum=1, maximum=100)
+    check_number(name["mass_tombstone_share"], limits.mass_tombstone_share, minimum=0, maximum=1)
 
 
 def check_endpoint_override(

@@ -15,15 +15,39 @@ CREATE TABLE connector_accounts (
     external_email TEXT,
     status_reason TEXT,
     status_message TEXT,
+    domain_id UUID,
     CONSTRAINT pk_connector_accounts PRIMARY KEY (id),
     CONSTRAINT ck_connector_accounts_status CHECK (status IN ('connected', 'disconnected', 'error', 'pending'))
 );
+
+CREATE INDEX ix_connector_accounts_domain_id ON connector_accounts (domain_id);
 
 CREATE INDEX ix_connector_accounts_owner_id ON connector_accounts (owner_id);
 
 CREATE UNIQUE INDEX ix_connector_accounts_owner_id_provider_external_user_id ON connector_accounts (owner_id, provider, external_user_id);
 
 CREATE INDEX ix_connector_accounts_provider_status ON connector_accounts (provider, status);
+
+CREATE TABLE connector_domains (
+    id UUID DEFAULT gen_random_uuid() NOT NULL,
+    owner_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    admin_email TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    client_email TEXT NOT NULL,
+    key_json JSONB NOT NULL,
+    users_query TEXT,
+    status TEXT DEFAULT 'connected' NOT NULL,
+    status_reason TEXT,
+    status_message TEXT,
+    listed_at TIMESTAMP WITH TIME ZONE,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT pk_connector_domains PRIMARY KEY (id),
+    CONSTRAINT ck_connector_domains_status CHECK (status IN ('connected', 'disconnected', 'error', 'pending')),
+    CONSTRAINT uq_connector_domains_owner_id_provider_domain UNIQUE (owner_id, provider, domain)
+);
 
 CREATE TABLE connector_file_events (
     id BIGSERIAL NOT NULL,
@@ -37,7 +61,7 @@ CREATE TABLE connector_file_events (
     observed_at TIMESTAMP WITH TIME ZONE NOT NULL,
     changes JSONB NOT NULL,
     CONSTRAINT pk_connector_file_events PRIMARY KEY (id),
-    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled'))
+    CONSTRAINT ck_connector_file_events_event CHECK (event IN ('added', 'modified', 'renamed', 'moved_out_of_scope', 'trashed', 'deleted', 'access_lost', 'restored', 'labelled', 'unlabelled', 'shared', 'unshared'))
 );
 
 CREATE INDEX ix_connector_file_events_observed_at ON connector_file_events USING brin (observed_at);
@@ -58,6 +82,7 @@ CREATE TABLE insights_account_usage_daily (
     vault_imports BIGINT NOT NULL,
     minutes_since_success BIGINT,
     built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    runs_refused INTEGER DEFAULT '0' NOT NULL,
     CONSTRAINT pk_insights_account_usage_daily PRIMARY KEY (day, account_id)
 );
 
@@ -84,6 +109,27 @@ CREATE INDEX ix_insights_document_activity_daily_account_id_external_id_day ON i
 
 CREATE INDEX ix_insights_document_activity_daily_provider_day ON insights_document_activity_daily (provider, day);
 
+CREATE TABLE insights_sharing_daily (
+    day DATE NOT NULL,
+    account_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    live_documents BIGINT NOT NULL,
+    private BIGINT NOT NULL,
+    shared_internal BIGINT NOT NULL,
+    domain BIGINT NOT NULL,
+    shared_external BIGINT NOT NULL,
+    anyone_with_link BIGINT NOT NULL,
+    public BIGINT NOT NULL,
+    unclassified BIGINT NOT NULL,
+    newly_shared_external BIGINT NOT NULL,
+    newly_public BIGINT NOT NULL,
+    unshared BIGINT NOT NULL,
+    built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_insights_sharing_daily PRIMARY KEY (day, account_id)
+);
+
+CREATE INDEX ix_insights_sharing_daily_provider_day ON insights_sharing_daily (provider, day);
+
 CREATE TABLE insights_sync_runs_daily (
     day DATE NOT NULL,
     provider TEXT NOT NULL,
@@ -102,6 +148,7 @@ CREATE TABLE insights_sync_runs_daily (
     api_calls BIGINT NOT NULL,
     failures_by_code JSONB NOT NULL,
     built_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    runs_refused INTEGER DEFAULT '0' NOT NULL,
     CONSTRAINT pk_insights_sync_runs_daily PRIMARY KEY (day, provider, kind)
 );
 
@@ -197,6 +244,7 @@ CREATE TABLE connector_push_channels (
     expires_at TIMESTAMP WITH TIME ZONE NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
     last_message_at TIMESTAMP WITH TIME ZONE,
+    last_message_number BIGINT,
     CONSTRAINT pk_connector_push_channels PRIMARY KEY (id),
     CONSTRAINT fk_connector_push_channels_account_id_connector_accounts FOREIGN KEY(account_id) REFERENCES connector_accounts (id) ON DELETE CASCADE
 );

@@ -66,7 +66,7 @@ def test_a_materialisation_shows_a_preview_and_the_runs_chart_and_its_checks_pas
     today = datetime.now(UTC).date()
     (result,) = insights_defs.materialize_days([today], instance=instance, database_url=fresh_db_url)
     assert result.success
-    assert set(check_results(result).values()) == {True} and len(check_results(result)) == 5
+    assert set(check_results(result).values()) == {True} and len(check_results(result)) == 6
     runs = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=insights_defs.RUNS_KEY, asset_partitions=[today.isoformat()]), limit=1
     ).records[0]

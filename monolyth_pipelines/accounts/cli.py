@@ -75,11 +75,13 @@ class _CallbackServer(http.server.HTTPServer):
         self.done = threading.Event()
 
 
-def _pasted_code(text: str) -> dict[str, str]:
+def _pasted_redirect(text: str) -> dict[str, str]:
+    # The whole redirect, not a bare code: its state is what proves the code answers this request.
     text = text.strip()
-    if "code=" in text:
-        return {k: v[-1] for k, v in parse_qs(urlsplit(text).query or text).items()}
-    return {"code": text}
+    answer = {k: v[-1] for k, v in parse_qs(urlsplit(text).query or text).items()}
+    if "code" not in answer and "error" not in answer:
+        raise CliError("paste the whole URL you were redirected to (it holds the code and the state)")
+    return answer
 
 
 def accounts_connect(args: argparse.Namespace) -> int:
@@ -111,11 +113,9 @@ def accounts_connect(args: argparse.Namespace) -> int:
                 raise CliError(f"no redirect within {args.timeout:.0f} s; run the command again")
             answer = server.answer
         else:
-            answer = _pasted_code(input("Paste the URL you were redirected to (or the code): "))
+            answer = _pasted_redirect(input("Paste the URL you were redirected to: "))
         if "error" in answer:
             raise CliError(f"Google did not grant access: {answer['error']}")
-        if answer.get("state", request.state) != request.state:
-            raise CliError("the redirect's state does not match this request; run the command again")
         result = connect.exchange_code(
             engine_for(args),
             provider=args.provider,
@@ -123,6 +123,8 @@ def accounts_connect(args: argparse.Namespace) -> int:
             code=answer["code"],
             redirect_uri=redirect_uri,
             code_verifier=request.code_verifier,
+            state=answer.get("state"),
+            expected_state=request.state,
             client=client,
         )
     except oauth_flow.OAuthFlowError as exc:
@@ -199,7 +201,8 @@ def accounts_rotate_keys(args: argparse.Namespace) -> int:
     result = rotate_keys(engine_for(args), batch_size=args.batch_size)
     print(
         f"re-encrypted {result.rotated} account(s) with the first key; {result.already_current} already "
-        f"were; {result.changed_meanwhile} changed meanwhile (written with the first key)"
+        f"were; {result.changed_meanwhile} changed meanwhile (written with the first key); "
+        f"{result.domain_keys} Workspace domain key(s) re-encrypted"
     )
     return 0
 
@@ -215,7 +218,7 @@ def add_account_commands(acc: Any, provider_names: list[str]) -> None:
     )
     con.add_argument("--port", type=int, default=0, help="loopback port for the redirect (default: any)")
     con.add_argument(
-        "--paste", action="store_true", help="no loopback server: paste the redirect URL or code"
+        "--paste", action="store_true", help="no loopback server: paste the URL of the redirect"
     )
     con.add_argument("--no-browser", action="store_true", help="only print the consent URL")
     con.add_argument("--login-hint", help="the Google address to preselect on the consent page")
@@ -227,3 +230,6 @@ def add_account_commands(acc: Any, provider_names: list[str]) -> None:
     rot = acc.add_parser("rotate-keys", help="re-encrypt every stored grant with the first key")
     rot.add_argument("--batch-size", type=int, default=200)
     rot.set_defaults(func=accounts_rotate_keys)
+    from monolyth_pipelines.accounts.domain_cli import add_domain_commands
+
+    add_domain_commands(acc, provider_names)

@@ -49,10 +49,18 @@ def exchange_code(
     code: str,
     redirect_uri: str,
     code_verifier: str,
+    state: str | None,
+    expected_state: str,
     client: settings.OAuthClient | None = None,
     endpoints: settings.GoogleEndpoints | None = None,
 ) -> ConnectResult:
-    """The app's web flow, second half: the code Google redirected with → the account row."""
+    """The app's web flow, second half: the code Google redirected with → the account row.
+
+    ``state`` is what the redirect brought back (None when it had none), ``expected_state`` what
+    ``authorization_url`` returned for this user's session: a mismatch raises ``OAuthFlowError``
+    before the code is used, so a redirect forged into someone's browser connects nothing.
+    """
+    oauth_flow.check_state(state, expected_state)
     credentials = oauth_flow.exchange_code(
         provider,
         code,

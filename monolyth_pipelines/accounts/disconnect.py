@@ -6,6 +6,11 @@ account's pending jobs and logs ``connector_account_disconnected``; a running jo
 terminated through ``terminate_run`` (the caller's, so this module needs no Dagster). The
 schedule and the partition sensor only pick ``connected`` accounts, so nothing starts for it again
 until a reconnect, which keeps the stored cursors (unless ``purge`` deleted them).
+
+``purge`` runs after that transaction committed, in its own: the run is stopped first (its job
+is failed, so any page still in flight fails at its fence), then the purge waits for such a page
+to end before deleting (``store.purge``). A purge that fails leaves the account disconnected
+with its tokens gone, never ``connected`` with a revoked grant, and running it again finishes it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import sqlalchemy as sa
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.google import oauth_flow
+from monolyth_pipelines.google.credentials import is_domain_grant
+from monolyth_pipelines.insights.build import rebuild_sync_runs
 from monolyth_pipelines.store import accounts, events, jobs
 from monolyth_pipelines.store.events import Event
 from monolyth_pipelines.store.purge import purge_account_data
@@ -66,7 +73,13 @@ def disconnect(
     # While the tokens are still there: Google stops notifying about this account.
     stop_channels(account_id, engine=engine, endpoints=endpoints)
     grant = (token_json or {}).get("refresh_token") or (token_json or {}).get("token")
-    if grant:
+    if is_domain_grant(token_json):
+        pass  # a Workspace domain's account: the key is the domain's, there is no user grant to revoke
+    elif grant and _grant_shared(engine, account, token_json or {}):
+        # Google's revoke ends the user's whole grant to the client (Drive and Gmail scopes of an
+        # incremental consent alike): another connected account on it would lose access too.
+        result.revoke_error = "not revoked: another connected account holds the same Google grant"
+    elif grant:
         result.revoke_error = oauth_flow.revoke(grant, endpoints)
         result.revoked = result.revoke_error is None
     elif key_problem:
@@ -88,6 +101,31 @@ def disconnect(
             events.log_event(
                 conn, Event.ACCOUNT_DISCONNECTED, {"provider": account.provider, "account_id": account_id}
             )
-        if purge:
-            result.purged = purge_account_data(conn, account_id)
+    if purge:
+        # Its own transaction, after the run was stopped: never one that holds the job row while
+        # waiting for a page's file rows (the page waits for the job row: a deadlock).
+        with engine.begin() as conn:
+            result.purged, days = purge_account_data(conn, account_id)
+            rebuild_sync_runs(conn, days)
     return result
+
+
+def _client_of(token_json: dict) -> str | None:
+    if token_json.get("client_secret"):
+        return token_json.get("client_id")
+    deployment = settings.oauth_client()
+    return token_json.get("client_id") or (deployment.client_id if deployment else None)
+
+
+def _grant_shared(engine: sa.Engine, account: accounts.Account, token_json: dict) -> bool:
+    """Whether another connected account holds a grant of the same Google user and OAuth client."""
+    client = _client_of(token_json)
+    with engine.connect() as conn:
+        for other_id in accounts.others_of_google_user(conn, account, [AccountStatus.CONNECTED]):
+            try:
+                other = accounts.get_token_json(conn, other_id)
+            except TokenKeyError:
+                continue
+            if other and _client_of(other) == client:
+                return True
+    return False

@@ -25,3 +25,16 @@ def reauth_message(error: SyncError) -> str:
     if error.code == ErrorCode.AUTH_REVOKED:
         return f"Google no longer accepts the grant (revoked or expired): reconnect it. ({error.message})"
     return f"The grant lacks a scope the sync needs: reconnect and allow read access. ({error.message})"
+
+
+# Token-endpoint answers about the service account itself rather than one user: the delegation
+# was revoked, or the key or the account was deleted or disabled.
+_DOMAIN_WIDE = frozenset({"unauthorized_client", "access_denied", "invalid_client", "disabled_client"})
+
+
+def domain_wide(error: SyncError) -> bool:
+    """For an account of a Workspace domain: whether the failure is the domain's key's, so every
+    account of the domain needs the same fix (one message, no run of each finding out alone)."""
+    if error.code not in (ErrorCode.AUTH_REVOKED, ErrorCode.OAUTH_CLIENT_INVALID):
+        return False
+    return (error.reason or "").lower() in _DOMAIN_WIDE or "invalid jwt signature" in error.message.lower()

@@ -25,10 +25,32 @@ from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
 from monolyth_pipelines.sync.run import DEFAULT_STALE_AFTER, RunIdentity, SyncRun
 
 # Dagster-level retries for what survived the in-run backoff (Google down for minutes).
-# Permanent errors raise Failure(allow_retries=False) and never reach it.
+# Permanent errors raise Failure(allow_retries=False) and never reach it. The asset raises
+# RetryRequested itself, which Dagster honours before the policy, so the wait is computed from
+# the policy here (step_retry_wait); the policy's own delay only serves interrupted steps.
 ASSET_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    max_retries=2,
+    delay=settings.RetrySettings.step_retry_wait_seconds,
+    backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
 )
+
+
+def step_retry_wait(retry_number: int, retry: settings.RetrySettings) -> float:
+    """Seconds before the ``retry_number``-th retry of a step (1 = the first): the asset policy's
+    exponential backoff and jitter over ``MONOLYTH_STEP_RETRY_WAIT_SECONDS``, capped at
+    ``MONOLYTH_STEP_RETRY_CAP_SECONDS``.
+
+    With the default base of 10 s the first retry waits 0-20 s and the second 20-40 s, so runs
+    that failed together in an outage neither come back together nor all at once after it.
+    """
+    policy = dg.RetryPolicy(
+        max_retries=ASSET_RETRY_POLICY.max_retries,
+        delay=retry.step_retry_wait_seconds,
+        backoff=ASSET_RETRY_POLICY.backoff,
+        jitter=ASSET_RETRY_POLICY.jitter,
+    )
+    return min(retry.step_retry_cap_seconds, max(0.0, float(policy.calculate_delay(retry_number))))
 
 
 def call_retry_policy() -> Backoff:
@@ -142,11 +164,13 @@ def run_connector_asset(
                 metadata={"error_code": str(error.code), "job_id": str(run.job.id) if run.job else ""},
                 allow_retries=False,
             ) from None
-        context.log.error(f"sync failed: {error.code}: {error.message} (will retry: {will_retry})")
         if will_retry:
-            # Dagster's RetryPolicy re-runs the step; the job row stays running meanwhile.
-            wait = settings.RetrySettings.from_env().step_retry_wait_seconds
+            # Dagster re-runs the step after the wait; the job row stays running meanwhile.
+            # retry_number + 1 is the attempt number Dagster's own policy would pass.
+            wait = step_retry_wait(context.retry_number + 1, settings.RetrySettings.from_env())
+            context.log.error(f"sync failed: {error.code}: {error.message} (will retry in {wait:.1f} s)")
             raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=wait) from None
+        context.log.error(f"sync failed: {error.code}: {error.message} (will retry: False)")
         # "from None": the original exception's text may carry request details we never log.
         raise dg.Failure(
             description=f"{error.code}: {error.message}",

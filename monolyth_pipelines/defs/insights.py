@@ -6,15 +6,12 @@ No `from __future__ import annotations` here: Dagster reads the annotations at r
 
 import warnings
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.insights import checks, freshness
-from monolyth_pipelines.insights.build import build_day
-from monolyth_pipelines.insights.chart import runs_chart_markdown
 from monolyth_pipelines.store import insights as store
 from monolyth_pipelines.store.schema import (
     insights_account_usage_daily,
@@ -22,11 +19,17 @@ from monolyth_pipelines.store.schema import (
     insights_sync_runs_daily,
 )
 
+if TYPE_CHECKING:
+    # pandas and matplotlib (~0.8 s of CPU to import) load only in a run that builds a day: every
+    # process that loads the definitions (each connector run, the code server) would pay it.
+    import pandas as pd
+
 GROUP = "insights"
 # The first day a partition exists for; earlier history stays in the raw tables.
 START_DATE = "2026-01-01"
 CHART_DAYS = 30
 PREVIEW_ROWS = 10
+BUILT_AT = "built_at"
 
 # end_offset=1: today's partition exists (and fills up) while the day runs.
 insights_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
@@ -49,7 +52,9 @@ DESCRIPTIONS = {
 }
 
 
-def _preview(frame: pd.DataFrame) -> dg.TableMetadataValue:
+def _preview(frame: "pd.DataFrame") -> dg.TableMetadataValue:
+    import pandas as pd
+
     head = frame.head(PREVIEW_ROWS)
     columns = [c for c in head.columns if c != "built_at"]
     return dg.MetadataValue.table(
@@ -78,19 +83,24 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
     )
     def insights_daily(context: dg.AssetExecutionContext, db: DatabaseResource) -> Any:
         """One day's three tables, rebuilt together in one transaction."""
+        from monolyth_pipelines.insights.build import build_day
+        from monolyth_pipelines.insights.chart import runs_chart_markdown
+
         day = date.fromisoformat(context.partition_key)
         built = build_day(db.engine, day)
         with db.engine.connect() as conn:
             recent = store.read_days(
                 conn, insights_sync_runs_daily, day - timedelta(days=CHART_DAYS - 1), day
             )
-        frames = built.by_table()
+        frames, counts = built.by_table(), built.row_counts()
         for key, table in TABLE_BY_KEY.items():
             frame = frames[table.name]
             metadata: dict[str, Any] = {
                 "day": day.isoformat(),
-                "dagster/row_count": len(frame),
+                "dagster/row_count": counts[table.name],
                 "as_of": built.as_of.isoformat(),
+                # When the build read its inputs: the refresh sensor compares changes with this.
+                BUILT_AT: built.built_at.isoformat(),
                 "preview": _preview(frame),
             }
             if key == RUNS_KEY:
@@ -173,10 +183,19 @@ insights_job = dg.define_asset_job(
 
 
 def _last_built(instance: dg.DagsterInstance, day: date) -> datetime | None:
+    """When the day's last build read its inputs (its ``built_at``), not when Dagster recorded the
+    materialisation afterwards: a change committed in between is newer than the build's reads
+    and must trigger a rebuild. Older materialisations without it fall back to their timestamp."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=RUNS_KEY, asset_partitions=[day.isoformat()]), limit=1
     ).records
-    return datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
+    if not records:
+        return None
+    materialization = records[0].asset_materialization
+    read_at = materialization.metadata.get(BUILT_AT) if materialization is not None else None
+    if read_at is not None and isinstance(read_at.value, str):
+        return datetime.fromisoformat(read_at.value)
+    return datetime.fromtimestamp(records[0].timestamp, UTC)
 
 
 @dg.sensor(job=insights_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -198,11 +217,16 @@ def insights_refresh(context: dg.SensorEvaluationContext, db: DatabaseResource) 
 
 def definitions() -> dg.Definitions:
     """Registered by definitions.py beside the connector definitions (resources come from there)."""
+    from monolyth_pipelines.defs.insights_sharing import build_sharing_asset, build_sharing_check
     from monolyth_pipelines.defs.local_run import assets_by_provider
 
-    asset = build_insights_asset([a.key for a in assets_by_provider().values()])
+    keys = [a.key for a in assets_by_provider().values()]
+    asset = build_insights_asset(keys)
     return dg.Definitions(
-        assets=[asset], asset_checks=ASSET_CHECKS, jobs=[insights_job], sensors=[insights_refresh]
+        assets=[asset, build_sharing_asset(keys, insights_partitions)],
+        asset_checks=[*ASSET_CHECKS, build_sharing_check(insights_partitions)],
+        jobs=[insights_job],
+        sensors=[insights_refresh],
     )
 
 

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from monolyth_pipelines.domain import payloads
+from monolyth_pipelines.domain import payloads, permissions
+from monolyth_pipelines.domain.permissions import NO_SHARING, SharingContext, sharing_meta
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.domain.timestamps import parse_rfc3339
 from monolyth_pipelines.settings import DriveLimits
@@ -60,6 +61,9 @@ DRIVE_FILE_FIELDS: tuple[str, ...] = (
     "md5Checksum",
     "ownedByMe",
     "parents",
+    # Who can see it (domain/permissions.py); Google leaves it out for shared-drive items, whose
+    # permissions come from permissions.list.
+    permissions.FILE_PERMISSIONS_FIELD,
 )
 
 # Keys copied into FileRecord.meta beyond the spec's shape (connectors-v1.md §2.2 step 4):
@@ -186,8 +190,11 @@ def normalise_drive_file(file: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_file_record(file: Mapping[str, Any], *, clean: bool = False) -> FileRecord:
-    """The ``connector_files`` row for one Drive File; ``meta`` = spec shape + META_EXTRA_KEYS.
+def to_file_record(
+    file: Mapping[str, Any], *, clean: bool = False, sharing: SharingContext = NO_SHARING
+) -> FileRecord:
+    """The ``connector_files`` row for one Drive File; ``meta`` = spec shape + META_EXTRA_KEYS +
+    the sharing keys (``sharing_meta``).
 
     ``clean``: the caller found nothing to scrub in it (``payloads.needs_scrub``)."""
     normalised = normalise_drive_file(file)
@@ -198,6 +205,9 @@ def to_file_record(file: Mapping[str, Any], *, clean: bool = False) -> FileRecor
         value = file.get(key)
         if value is not None:
             meta[key] = value if clean else payloads.scrub(value)
+    shared = sharing_meta(file, sharing)
+    if shared is not None:
+        meta.update(shared if clean else payloads.scrub(shared))
     return FileRecord(
         external_id=str(file["id"]),
         title=normalised["name"],
@@ -210,7 +220,7 @@ def to_file_record(file: Mapping[str, Any], *, clean: bool = False) -> FileRecor
 
 
 def read_listing(
-    files: list[Any], limits: DriveLimits
+    files: list[Any], limits: DriveLimits, sharing: SharingContext = NO_SHARING
 ) -> tuple[list[FileRecord], list[tuple[SkipReason, str]]]:
     """A files.list page as the rows to store and the (reason, id) of each file skipped."""
     clean = not payloads.needs_scrub(files)
@@ -219,7 +229,7 @@ def read_listing(
     for file in files:
         skip = classify_drive_file(file, limits)
         if skip is None:
-            records.append(to_file_record(file, clean=clean))
+            records.append(to_file_record(file, clean=clean, sharing=sharing))
         else:
             skipped.append((skip, payloads.item_key(file)))
     return records, skipped
@@ -269,13 +279,16 @@ class ChangeDecision:
         return Tombstone(external_id=self.file_id, reason=self.reason)
 
 
-def _decide_file(file: Mapping[str, Any], limits: DriveLimits) -> ChangeDecision:
+def _decide_file(
+    file: Mapping[str, Any], limits: DriveLimits, sharing: SharingContext = NO_SHARING
+) -> ChangeDecision:
     file_id = payloads.item_key(file)
     skip = classify_drive_file(file, limits)
     if skip in (SkipReason.MALFORMED_ITEM, SkipReason.INVALID_FIELD):
         return ChangeDecision(ChangeAction.IGNORE, file_id=file_id, invalid=str(skip))
     if skip is None:
-        return ChangeDecision(ChangeAction.UPSERT, file_id=file_id, record=to_file_record(file))
+        record = to_file_record(file, sharing=sharing)
+        return ChangeDecision(ChangeAction.UPSERT, file_id=file_id, record=record)
     return ChangeDecision(ChangeAction.TOMBSTONE, file_id=file_id, reason=_SKIP_TO_TOMBSTONE[skip])
 
 
@@ -287,7 +300,10 @@ def _decide_removed(file_id: str, prior: PriorState | None) -> ChangeDecision:
 
 
 def decide_change(
-    change: Mapping[str, Any], limits: DriveLimits, prior: PriorState | None = None
+    change: Mapping[str, Any],
+    limits: DriveLimits,
+    prior: PriorState | None = None,
+    sharing: SharingContext = NO_SHARING,
 ) -> ChangeDecision:
     """What one ``changes.list`` entry means for the store; ``prior`` is the stored row's state."""
     problem = payloads.drive_change_problem(change)
@@ -320,7 +336,7 @@ def decide_change(
         # Google only omits ``file`` on removals; tombstoning on a missing field would hide a
         # live file, so an entry we cannot read changes nothing.
         return ChangeDecision(ChangeAction.IGNORE, file_id=file_id)
-    return _decide_file({**file, "id": file.get("id") or file_id}, limits)
+    return _decide_file({**file, "id": file.get("id") or file_id}, limits, sharing)
 
 
 def decide_lookup(
@@ -329,13 +345,14 @@ def decide_lookup(
     file: Mapping[str, Any] | None,
     limits: DriveLimits,
     prior: PriorState | None = None,
+    sharing: SharingContext = NO_SHARING,
 ) -> ChangeDecision:
     """Refine an inferred removal (``ACCESS_LOST``) with the result of ``files.get(fileId)``.
 
     A returned file wins (its real state is known); 403/404/no answer leave the inference as is.
     """
     if file is not None and (status_code is None or 200 <= status_code < 300):
-        return _decide_file({**file, "id": file.get("id") or file_id}, limits)
+        return _decide_file({**file, "id": file.get("id") or file_id}, limits, sharing)
     return _decide_removed(file_id, prior)
 
 

@@ -282,6 +282,16 @@ class ThreadDecision:
     tombstones: list[Tombstone]  # messages that leave the live set (ignored if never stored)
 
 
+def find_label(labels: Sequence[Mapping[str, Any]], wanted: str) -> Mapping[str, Any] | None:
+    """The configured label among ``labels.list``'s: names matched exactly, then as ids (INBOX),
+    then case-insensitively, because Gmail treats label names case-insensitively."""
+    return (
+        next((lab for lab in labels if lab.get("name") == wanted), None)
+        or next((lab for lab in labels if lab.get("id") == wanted), None)
+        or next((lab for lab in labels if str(lab.get("name", "")).casefold() == wanted.casefold()), None)
+    )
+
+
 def decide_thread(thread: Mapping[str, Any] | None, label_id: str) -> ThreadDecision:
     """What the current state of one thread (threads.get) means for the rows of its messages.
 

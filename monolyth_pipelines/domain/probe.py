@@ -7,10 +7,13 @@ a probe may cost a needless run, never a missed change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from monolyth_pipelines.domain.drive import ChangeAction, decide_change
+from monolyth_pipelines.settings import DriveLimits
 
 
 class Verdict(StrEnum):
@@ -48,6 +51,31 @@ def drive_corpus_verdict(changes_page: Mapping[str, Any]) -> Verdict:
         return Verdict.CHANGED
     if changes_page.get("nextPageToken") or not changes_page.get("newStartPageToken"):
         return Verdict.CHANGED
+    return Verdict.IDLE
+
+
+def drive_notification_verdict(
+    changes_page: Mapping[str, Any], limits: DriveLimits, stored_live: Collection[str]
+) -> Verdict:
+    """Does a Drive notification need a run? ``changes_page`` is one ``changes.list`` page from the
+    saved token; ``stored_live`` the ids among its changes we hold live rows of.
+
+    Idle only when the page ends the feed and every change is one the run would drop: a file the
+    limits exclude (type, size, trash) or a removal, of nothing we store. A change in scope, a
+    stored file going out of scope, a shared drive removed, or an entry the run would count as
+    malformed all need the run; so does a feed longer than the page.
+    """
+    if changes_page.get("nextPageToken") or not changes_page.get("newStartPageToken"):
+        return Verdict.CHANGED
+    changes = changes_page.get("changes") or []
+    if not isinstance(changes, list):
+        return Verdict.CHANGED
+    for change in changes:
+        decision = decide_change(change, limits)
+        if decision.invalid or decision.action in (ChangeAction.UPSERT, ChangeAction.DRIVE_REMOVED):
+            return Verdict.CHANGED
+        if decision.file_id is not None and decision.file_id in stored_live:
+            return Verdict.CHANGED
     return Verdict.IDLE
 
 

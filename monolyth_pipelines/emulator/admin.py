@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from monolyth_pipelines.emulator import workspace_admin
 from monolyth_pipelines.emulator.calls import ApiResponse, json_response
 
 if TYPE_CHECKING:
@@ -18,7 +19,19 @@ if TYPE_CHECKING:
 
 PREFIX = "/_emulator/"
 DRIVE_OPS = frozenset(
-    {"create_file", "modify", "rename", "trash", "untrash", "delete", "lose_access", "restore_access"}
+    {
+        "create_file",
+        "modify",
+        "rename",
+        "trash",
+        "untrash",
+        "delete",
+        "lose_access",
+        "restore_access",
+        "share",
+        "unshare",
+        "make_private",
+    }
 )
 GMAIL_OPS = frozenset(
     {"deliver", "delete_message", "delete_thread", "relabel", "create_label", "expire_history"}
@@ -70,11 +83,20 @@ def _route(
         return _accounts(emu, method, parts[1:], query, payload)
     if head == "oauth":
         return _oauth(emu, method, parts[1:], payload)
+    if head == "workspace":
+        return workspace_admin.workspace(emu, method, parts[1:], payload)
+    if head == "service_accounts":
+        return workspace_admin.service_accounts(emu, method, parts[1:], payload)
     if head == "push":
         # Pub/Sub push subscriptions (what an operator sets up in the Cloud console) and channel
         # expiry on demand; GET lists channels, watches and subscriptions.
         if method == "POST" and parts[1:] == ["subscriptions"]:
-            emu.push.subscribe(payload["topic"], payload["push_endpoint"])
+            emu.push.subscribe(
+                payload["topic"],
+                payload["push_endpoint"],
+                service_account=payload.get("service_account"),
+                audience=payload.get("audience"),
+            )
         elif method == "POST" and parts[1:] == ["expire"]:
             emu.push.expire(payload["channel_id"])
         return emu.push.describe()
@@ -134,6 +156,8 @@ def _accounts(
         drive = emu.drive(account)
         if method == "GET" and rest[1:] == ["files"]:
             return drive.files()
+        if method == "GET" and len(rest) == 4 and rest[1] == "files" and rest[3] == "permissions":
+            return drive.permissions(rest[2])
         if method == "POST" and len(rest) == 2 and rest[1] in DRIVE_OPS:
             return getattr(drive, rest[1])(**payload)
     if rest[0] == "gmail":

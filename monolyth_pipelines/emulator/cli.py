@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from monolyth_pipelines.emulator.directory import DIRECTORY_SCOPE
 from monolyth_pipelines.emulator.emulator import GoogleEmulator
 from monolyth_pipelines.emulator.oauth import DEFAULT_SCOPES
 
@@ -95,6 +96,21 @@ def add_emulator_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         metavar="U",
         help="enforce a per-user Gmail quota in units/s (429 rateLimitExceeded)",
     )
+    serve.add_argument(
+        "--workspace-users",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also a Workspace domain: admin@DOMAIN and user1..userN@DOMAIN (Directory API, delegation)",
+    )
+    serve.add_argument(
+        "--workspace-domain", default="workspace.test", help="its name (default workspace.test)"
+    )
+    serve.add_argument(
+        "--service-account-file",
+        type=Path,
+        help="write a service-account JSON key here (mode 0600), delegated --scopes + the Directory scope",
+    )
     serve.set_defaults(func=run_serve)
 
 
@@ -112,6 +128,13 @@ def build_emulator(args: argparse.Namespace) -> GoogleEmulator:
             drive_files=args.drive_files,
             gmail_threads=args.gmail_threads,
             scopes=scopes,
+        )
+    if args.workspace_users:
+        emu.add_domain(
+            args.workspace_domain,
+            users=args.workspace_users,
+            drive_files=args.drive_files,
+            gmail_threads=args.gmail_threads,
         )
     if args.error_rate:
         statuses = [int(code) for code in args.error_statuses.split(",") if code.strip()]
@@ -162,7 +185,20 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"MONOLYTH_GOOGLE_API_ENDPOINT={base_url}")
         print(f"MONOLYTH_GOOGLE_TOKEN_URI={base_url}/token")
         for account in emu.accounts:
-            print(f"account {account.email}")
+            if not account.email.endswith("@" + args.workspace_domain):
+                print(f"account {account.email}")
+        if args.workspace_users:
+            print(
+                f"workspace domain {args.workspace_domain}: admin@{args.workspace_domain} "
+                f"and {args.workspace_users} users"
+            )
+        if args.service_account_file:
+            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] + [DIRECTORY_SCOPE]
+            delegate = args.workspace_domain if args.workspace_users else None
+            _write_private(
+                args.service_account_file, emu.service_account_key(delegate_to=delegate, scopes=scopes)
+            )
+            print(f"service-account key: {args.service_account_file}")
         if args.accounts_file:
             print(f"authorized-user JSON: {args.accounts_file}")
         if args.accounts_dir:

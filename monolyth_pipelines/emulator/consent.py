@@ -177,9 +177,16 @@ class ConsentServer:
                 {"email": email, "client_id": client_id, "token_type": kind, "ok": ok, "at": self._clock()}
             )
 
+    def revoke_grant(self, client_id: str, email: str) -> None:
+        """Every refresh token of ``email``'s grant to ``client_id`` dies (each consent issued one)."""
+        with self._lock:
+            for grant in self.by_refresh.values():
+                if grant.client_id == client_id and grant.email == email:
+                    grant.revoked = True
+
     def revoke_email(self, email: str) -> None:
         with self._lock:
-            for grant in self.grants.values():
+            for grant in self.by_refresh.values():
                 if grant.email == email:
                     grant.revoked = True
 

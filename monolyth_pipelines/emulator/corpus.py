@@ -35,6 +35,7 @@ from monolyth_pipelines.emulator.drive import (
     DriveStore,
     SharedDrive,
 )
+from monolyth_pipelines.emulator.drive_sharing import Grant, grant
 from monolyth_pipelines.emulator.gmail import Label, Mailbox, Message, Thread
 from monolyth_pipelines.emulator.mime import AttachmentSpec, MessageSpec
 from monolyth_pipelines.emulator.timeutil import parse_rfc3339_ms
@@ -58,6 +59,9 @@ COLLEAGUES: tuple[tuple[str, str], ...] = (
     ("Priya Raman", "priya@example.in"),
     ("ACME Legal", "legal@acme.example"),
 )
+
+# Colleagues in the account's own domain (addresses are built with it).
+INTERNAL_PEOPLE = ("ana.lima", "ben.okafor", "chloe.martin", "dev.patel")
 
 # mime, weight, extension, (min size, max size) for binary kinds
 _DRIVE_KINDS: tuple[tuple[str, int, str, tuple[int, int]], ...] = (
@@ -173,12 +177,54 @@ def _drive_name(rng: random.Random, ext: str, index: int) -> str:
     return base + ext
 
 
+def _internal(store: DriveStore, local: str) -> str:
+    return f"{local}@{store.me.email.rsplit('@', 1)[1]}"
+
+
+def _shares(rng: random.Random, store: DriveStore) -> tuple[Grant, ...] | None:
+    """Grants on a file the user owns: most private, some shared inside the organisation, with
+    its domain, outside it, by link or publicly."""
+    roll = rng.random()
+    internal = _internal(store, rng.choice(INTERNAL_PEOPLE))
+    if roll < 0.65:
+        return None
+    if roll < 0.77:
+        return (grant("user", rng.choice(("reader", "writer", "commenter")), internal),)
+    if roll < 0.82:
+        return (grant("group", "reader", _internal(store, "team")),)
+    if roll < 0.86:
+        return (grant("domain", "reader", _internal(store, "x").split("@")[1], rng.random() < 0.3),)
+    if roll < 0.94:
+        outside = rng.choice(COLLEAGUES)[1]
+        return (grant("user", rng.choice(("reader", "writer")), outside), grant("user", "reader", internal))
+    if roll < 0.99:
+        return (grant("anyone", "reader"),)
+    return (grant("anyone", "reader", discoverable=True),)
+
+
 def build_drive(store: DriveStore, count: int, seed_key: str) -> None:
     """Fill ``store`` with ``count`` files (folders and skip-worthy types included)."""
     rng = random.Random("drive-corpus:" + seed_key)
+    # Its own stream: sharing was added after the corpus, whose files must stay as they were.
+    share_rng = random.Random("drive-sharing:" + seed_key)
+    me = store.me.email
     store.shared_drives = [
-        SharedDrive(store.new_drive_id(), "Legal (shared)", CORPUS_START_MS + 86_400_000),
-        SharedDrive(store.new_drive_id(), "Engineering ✨", CORPUS_START_MS + 5 * 86_400_000),
+        SharedDrive(
+            store.new_drive_id(),
+            "Legal (shared)",
+            CORPUS_START_MS + 86_400_000,
+            members=(
+                grant("user", "organizer", me),
+                grant("group", "reader", _internal(store, "legal")),
+                grant("user", "writer", _internal(store, INTERNAL_PEOPLE[0])),
+            ),
+        ),
+        SharedDrive(
+            store.new_drive_id(),
+            "Engineering ✨",
+            CORPUS_START_MS + 5 * 86_400_000,
+            members=(grant("user", "organizer", me), grant("user", "fileOrganizer", _internal(store, "dev"))),
+        ),
     ]
     colleagues = [store.person_index(email, name) for name, email in COLLEAGUES]
     folders: list[str] = []
@@ -233,6 +279,15 @@ def build_drive(store: DriveStore, count: int, seed_key: str) -> None:
             parent = rng.choice(folders) if folders and rng.random() < 0.6 else store.root_id
             owner = 0
 
+        if owner == 0:
+            shares = _shares(share_rng, store)
+        elif owner > 0:
+            # Shared with the user by a colleague; as a reader the user cannot see who else may.
+            shares = (grant("user", "writer" if share_rng.random() < 0.7 else "reader", me),)
+        else:
+            shares = None
+            if share_rng.random() < 0.05:
+                shares = (grant("user", "reader", share_rng.choice(COLLEAGUES)[1]),)
         rec = DriveFile(
             seq=0,
             id=store.new_file_id(),
@@ -250,6 +305,7 @@ def build_drive(store: DriveStore, count: int, seed_key: str) -> None:
             drive_id=drive_id,
             trash=TRASHED_EXPLICITLY if trashed else NOT_TRASHED,
             trashed_ms=modified if trashed else 0,
+            shares=shares,
         )
         if mime == FOLDER and shared_drive is None and colleague is None and not trashed:
             folders.append(rec.id)

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from monolyth_pipelines.emulator import drive_sharing
 from monolyth_pipelines.emulator.content import BinaryContent
+from monolyth_pipelines.emulator.drive_sharing import Grant
 from monolyth_pipelines.emulator.fields import FieldMask, Tree, apply_tree
 from monolyth_pipelines.emulator.paging import View
 from monolyth_pipelines.emulator.timeutil import rfc3339, to_ms
@@ -60,6 +62,7 @@ class SharedDrive:
     id: str
     name: str
     created_ms: int
+    members: tuple[Grant, ...] = ()  # inherited by every item in the drive
 
 
 @dataclass(slots=True, eq=False)
@@ -83,6 +86,7 @@ class DriveFile:
     trashed_ms: int = 0
     content_rev: int = 0  # bumped by content edits only: a rename keeps the bytes and the md5
     md5: str | None = None  # cached: computing it costs a short tail of content
+    shares: tuple[Grant, ...] | None = None  # grants beyond the owner (drive_sharing.py)
 
     @property
     def trashed(self) -> bool:
@@ -290,6 +294,9 @@ class DriveStore:
                 trash=TRASHED_EXPLICITLY if trashed else NOT_TRASHED,
                 trashed_ms=now if trashed else 0,
             )
+            if rec.owner > 0:
+                # Someone shared it with the user, who may edit (and so see who else can).
+                rec.shares = (drive_sharing.grant("user", "writer", self.me.email),)
             self.records.append(rec)
             self.by_id[rec.id] = rec
             self._record_change(rec, now)
@@ -364,6 +371,61 @@ class DriveStore:
             rec.state = ACCESS_LOST
             self._record_change(rec, self._now_ms())
 
+    def share(
+        self,
+        file_id: str,
+        *,
+        type: str = "user",
+        role: str = "reader",
+        email: str | None = None,
+        domain: str | None = None,
+        discoverable: bool = False,
+    ) -> dict[str, Any]:
+        """Grant ``role`` to a user or group (``email``), a ``domain``, or ``anyone`` (with the link;
+        ``discoverable``: findable too, i.e. public). Replaces an earlier grant to the same grantee.
+        Like Drive: ``version`` + 1, ``modifiedTime`` unchanged, one change in the feed."""
+        with self._lock:
+            rec = self._get(file_id)
+            new = drive_sharing.grant(type, role, email or domain or "", discoverable)
+            kept = [g for g in rec.shares or () if (g[0], g[2]) != (new[0], new[2])]
+            rec.shares = (*kept, new)
+            return self._sharing_changed(rec)
+
+    def unshare(
+        self,
+        file_id: str,
+        *,
+        type: str = "user",
+        email: str | None = None,
+        domain: str | None = None,
+    ) -> dict[str, Any]:
+        """Remove the file's own grant to that grantee (``type="anyone"``: the link); KeyError if none."""
+        with self._lock:
+            rec = self._get(file_id)
+            who = "" if type == "anyone" else (email or domain or "").lower()
+            kept = tuple(g for g in rec.shares or () if (g[0], g[2]) != (type, who))
+            if len(kept) == len(rec.shares or ()):
+                raise KeyError(f"{file_id} has no {type} grant to {who or 'anyone'}")
+            rec.shares = kept or None
+            return self._sharing_changed(rec)
+
+    def make_private(self, file_id: str) -> dict[str, Any]:
+        """Remove every grant on the file but its owner's (and a shared drive's members')."""
+        with self._lock:
+            rec = self._get(file_id)
+            rec.shares = None
+            return self._sharing_changed(rec)
+
+    def permissions(self, file_id: str) -> list[dict[str, Any]]:
+        """Every permission of a visible file, as permissions.list gives them."""
+        with self._lock:
+            return drive_sharing.permissions_json(self, self._get(file_id))
+
+    def _sharing_changed(self, rec: DriveFile) -> dict[str, Any]:
+        rec.version += 1
+        self._record_change(rec, self._now_ms())
+        return self.file_json(rec)
+
     def restore_access(self, file_id: str) -> dict[str, Any]:
         """Shared again after ``lose_access``: the file comes back in changes and listings."""
         with self._lock:
@@ -426,8 +488,16 @@ class DriveStore:
     def projection(self, mask: FieldMask | None) -> Projection:
         """What ``render`` computes for ``mask``: worked out once per page, not once per file."""
         if mask is None or mask.is_everything:
-            return [(name, _FIELDS[name], None) for name in _FIELD_ORDER]
-        return [(name, _FIELDS[name], mask.subtree(name)) for name in _FIELD_ORDER if name in mask.tree]
+            chosen = [(name, _FIELDS[name], None) for name in _FIELD_ORDER]
+        else:
+            chosen = [(name, _FIELDS[name], mask.subtree(name)) for name in _FIELD_ORDER if name in mask.tree]
+        # Permissions repeat across a page's files: each grant is rendered and masked once a page.
+        return [
+            (name, drive_sharing.masked_permissions(subtree, _MISSING), None)
+            if name == "permissions"
+            else (name, getter, subtree)
+            for name, getter, subtree in chosen
+        ]
 
     def render(self, rec: DriveFile, projection: Projection) -> dict[str, Any]:
         """The File resource restricted to ``projection``: unasked fields are never computed."""
@@ -549,8 +619,10 @@ _FIELDS: dict[str, Callable[[DriveStore, DriveFile], Any]] = {
     "modifiedByMeTime": lambda s, f: rfc3339(f.modified_ms) if f.owner == 0 else _MISSING,
     "modifiedByMe": lambda s, f: f.owner == 0,
     "owners": _owned(lambda s, f: [s.user_json(f.owner)]),
+    "permissions": drive_sharing.masked_permissions(None, _MISSING),
+    "hasAugmentedPermissions": _shared(lambda s, f: bool(f.shares)),
     "lastModifyingUser": lambda s, f: s.user_json(max(f.owner, 0)),
-    "shared": lambda s, f: f.owner != 0,
+    "shared": lambda s, f: f.owner != 0 or bool(f.shares),
     "ownedByMe": lambda s, f: f.owner == 0,
     "viewersCanCopyContent": lambda s, f: True,
     "copyRequiresWriterPermission": lambda s, f: False,

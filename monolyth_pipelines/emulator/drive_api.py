@@ -18,6 +18,7 @@ from monolyth_pipelines.emulator.drive import (
     Projection,
     parse_order,
 )
+from monolyth_pipelines.emulator.drive_sharing import permissions_list
 from monolyth_pipelines.emulator.errors import ApiError, invalid_parameter, not_found, required_parameter
 from monolyth_pipelines.emulator.fields import FieldMask
 from monolyth_pipelines.emulator.oauth import DRIVE_CONTENT_SCOPES, DRIVE_SCOPES, require_scope
@@ -376,6 +377,7 @@ ROUTES: tuple[Route, ...] = (
         media_endpoint="drive.files.get_media",
     ),
     Route("GET", rf"/drive/v3/files/{_FILE}/export", "drive.files.export", files_export),
+    Route("GET", rf"/drive/v3/files/{_FILE}/permissions", "drive.permissions.list", permissions_list),
     Route(
         "GET",
         r"/drive/v3/changes/startPageToken",

@@ -17,6 +17,7 @@ from typing import Any
 from google.oauth2.credentials import Credentials
 
 from monolyth_pipelines.emulator.corpus import build_drive, build_mailbox
+from monolyth_pipelines.emulator.directory import Domain, Workspace
 from monolyth_pipelines.emulator.drive import ACTIVE, DriveStore, person_for
 from monolyth_pipelines.emulator.faults import Faults, Quotas
 from monolyth_pipelines.emulator.gmail import Mailbox
@@ -24,6 +25,7 @@ from monolyth_pipelines.emulator.oauth import DEFAULT_SCOPES, OAuthServer
 from monolyth_pipelines.emulator.paging import TokenCodec
 from monolyth_pipelines.emulator.push import PushHub
 from monolyth_pipelines.emulator.server import Dispatcher, EmulatorServer
+from monolyth_pipelines.emulator.service_accounts import ServiceAccounts
 from monolyth_pipelines.emulator.stats import Stats
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -107,8 +109,17 @@ class GoogleEmulator:
         self.stats_store = Stats()
         self.codec = TokenCodec(hashlib.sha256(f"page-tokens:{seed}".encode()).digest())
         self._accounts: dict[str, AccountState] = {}
+        # Workspace domains (Directory API) and service accounts (JWT-bearer grant): a directory
+        # user gets a Drive and mailbox of the domain's corpus size when added.
+        self.workspace = Workspace(self._directory_user_added)
+        self.service_accounts = ServiceAccounts(
+            self.workspace, clock, self.oauth.issue, lambda: self.oauth.lifetime
+        )
+        self._domain_corpus: dict[str, tuple[int, int]] = {}
         # Drive channels and Gmail watches; their notifications go out over HTTP (emulator/push.py).
-        self.push = PushHub(clock, history_of=lambda email: self.account_state(email).gmail.history_id)
+        self.push = PushHub(
+            clock, history_of=lambda email: self.account_state(email).gmail.history_id, seed=seed
+        )
         self._dispatcher = Dispatcher(self)
         self._server: EmulatorServer | None = None
 
@@ -147,6 +158,34 @@ class GoogleEmulator:
             account = EmulatedAccount(email, name, tuple(scopes), self)
             self._accounts[email] = AccountState(account, drive, mailbox)
             return account
+
+    # --- Workspace domains and service accounts -----------------------------------------------------
+
+    def add_domain(
+        self, name: str, *, users: int = 0, admin: str = "admin", drive_files: int = 0, gmail_threads: int = 0
+    ) -> Domain:
+        """A Workspace domain: ``admin@name`` (a super admin) and ``user1..userN@name``, each with
+        ``drive_files`` files and ``gmail_threads`` threads. ``workspace`` adds, suspends, deletes."""
+        self._domain_corpus[name] = (drive_files, gmail_threads)
+        domain = self.workspace.add_domain(name, admin=admin)
+        self.workspace.add_users(name, users)
+        return domain
+
+    def service_account_key(
+        self, name: str = "monolyth-sync", *, delegate_to: str | None = None, scopes: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """A new JSON key file of service account ``name``; with ``delegate_to``, that domain's admin
+        authorises the account's client id for ``scopes`` (domain-wide delegation)."""
+        account = self.service_accounts.create(name)
+        key = self.service_accounts.create_key(account, self.token_uri)
+        if delegate_to is not None:
+            self.workspace.delegate(delegate_to, account.client_id, scopes)
+        return key
+
+    def _directory_user_added(self, email: str) -> None:
+        if email not in self._accounts:
+            files, threads = self._domain_corpus.get(email.split("@", 1)[1], (0, 0))
+            self.add_account(email, drive_files=files, gmail_threads=threads)
 
     def account(self, email: str) -> EmulatedAccount:
         return self.account_state(email).account
@@ -266,8 +305,9 @@ class GoogleEmulator:
         """``{"total": ..., "accounts": {email: ...}}``, as ``GET /_emulator/stats`` returns."""
         return self.stats_store.snapshot()
 
-    def reset_stats(self) -> None:
-        self.stats_store.reset()
+    def reset_stats(self, account: EmulatedAccount | str | None = None) -> None:
+        """Zero every counter, or only those of ``account``."""
+        self.stats_store.reset(None if account is None else _email(account))
 
 
 def _email(account: EmulatedAccount | str) -> str:

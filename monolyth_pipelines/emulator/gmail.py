@@ -234,7 +234,9 @@ class Mailbox:
             self.history_floor = dropped[-1].id
         self.generation += 1
         if self.push is not None:
-            self.push.gmail_changed(self.email)
+            labels = {label for e in entries for label in e.label_ids}
+            changed = {label for e in entries for label in e.changed}
+            self.push.gmail_changed(self.email, kind, labels, changed)
         return record.id
 
     def _label_id(self, label: str) -> str:

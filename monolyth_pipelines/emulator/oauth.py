@@ -65,6 +65,8 @@ class AccessToken:
     email: str
     expires_at: float
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # The OAuth client it was issued to: a revocation ends the tokens of one user + client grant.
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,11 @@ class OAuthServer:
             self._by_refresh[grant.refresh_token] = grant
             return grant
 
-    def issue(self, email: str, scopes: Sequence[str] | None = None) -> tuple[str, float]:
-        """A new access token for ``email`` and its expiry (epoch seconds)."""
+    def issue(
+        self, email: str, scopes: Sequence[str] | None = None, client_id: str | None = None
+    ) -> tuple[str, float]:
+        """A new access token for ``email`` and its expiry (epoch seconds), issued to ``client_id``
+        (default: the account's own client)."""
         with self._lock:
             now = self._clock()
             # Forget expired tokens as new ones are minted, so memory tracks live tokens only.
@@ -121,7 +126,9 @@ class OAuthServer:
             grant = self._grants[email]
             token = "ya29.emu-" + secrets.token_urlsafe(32)
             expires_at = now + self.lifetime
-            self._tokens[token] = AccessToken(email, expires_at, frozenset(scopes or grant.scopes))
+            self._tokens[token] = AccessToken(
+                email, expires_at, frozenset(scopes or grant.scopes), client_id or grant.client_id
+            )
             return token, expires_at
 
     def current_token(self, email: str) -> tuple[str, float]:
@@ -131,10 +138,16 @@ class OAuthServer:
         """
         with self._lock:
             now = self._clock()
-            if self._grants[email].revoked:
+            grant = self._grants[email]
+            if grant.revoked:
                 return "ya29.revoked-" + secrets.token_urlsafe(16), now
+            own = (
+                (t, info.expires_at)
+                for t, info in self._tokens.items()
+                if info.email == email and info.client_id == grant.client_id
+            )
             best = max(
-                ((t, info.expires_at) for t, info in self._tokens.items() if info.email == email),
+                own,
                 key=lambda item: item[1],
                 default=None,
             )
@@ -143,7 +156,7 @@ class OAuthServer:
         return self.issue(email)
 
     def revoke(self, email: str) -> None:
-        """Revoke the refresh token and every access token of ``email``."""
+        """The user removes every app's access: all grants of ``email`` (any client) and their tokens."""
         self.consent.revoke_email(email)
         with self._lock:
             self._grants[email].revoked = True
@@ -151,29 +164,40 @@ class OAuthServer:
                 del self._tokens[token]
 
     def revoke_endpoint(self, token: str | None) -> tuple[int, dict[str, Any], str | None]:
-        """``POST /revoke``: a refresh or access token; the grant behind it dies (Google's rule)."""
+        """``POST /revoke``: a refresh or access token; the whole grant behind it dies, as at Google.
+
+        A grant is one user's consent to one OAuth client: every refresh token issued for it (each
+        consent, incremental ones included, so Drive's and Gmail's alike) and every access token
+        minted from them stop working. Other clients' grants of the same user are untouched.
+        """
         app = self.consent.refresh_grant(token or "")
         legacy = self._by_refresh.get(token or "")
         access = self._tokens.get(token or "")
         if app is not None:
-            app.revoked = True
-            self._drop_tokens(app.email)
-            self.consent.record_revocation(app.email, app.client_id, "refresh_token", True)
-            return 200, {}, app.email
-        if legacy is not None:
-            self.revoke(legacy.email)
-            self.consent.record_revocation(legacy.email, legacy.client_id, "refresh_token", True)
-            return 200, {}, legacy.email
-        if access is not None:
-            self.revoke(access.email)
-            self.consent.record_revocation(access.email, None, "access_token", True)
-            return 200, {}, access.email
-        self.consent.record_revocation(None, None, "unknown", False)
-        return 400, {"error": "invalid_token", "error_description": "Token expired or revoked"}, None
+            email, client_id, kind = app.email, app.client_id, "refresh_token"
+        elif legacy is not None:
+            email, client_id, kind = legacy.email, legacy.client_id, "refresh_token"
+        elif access is not None:
+            email, client_id, kind = access.email, access.client_id, "access_token"
+        else:
+            self.consent.record_revocation(None, None, "unknown", False)
+            return 400, {"error": "invalid_token", "error_description": "Token expired or revoked"}, None
+        self._revoke_grant(email, client_id)
+        self.consent.record_revocation(email, client_id, kind, True)
+        return 200, {}, email
 
-    def _drop_tokens(self, email: str) -> None:
+    def _revoke_grant(self, email: str, client_id: str | None) -> None:
+        own = self._grants.get(email)
+        if own is not None and (client_id is None or own.client_id == client_id):
+            own.revoked = True
+        if client_id is not None:
+            self.consent.revoke_grant(client_id, email)
         with self._lock:
-            for token in [t for t, info in self._tokens.items() if info.email == email]:
+            for token in [
+                t
+                for t, info in self._tokens.items()
+                if info.email == email and (client_id is None or info.client_id == client_id)
+            ]:
                 del self._tokens[token]
 
     def expire(self, email: str) -> None:
@@ -226,7 +250,7 @@ class OAuthServer:
         if grant_type == "authorization_code":
             status, answer, email = self.consent.exchange(form, client_id, client_secret)
             if status == 200 and email is not None:
-                token, _ = self.issue(email, answer["scope"].split())
+                token, _ = self.issue(email, answer["scope"].split(), client_id)
                 answer.update(access_token=token, expires_in=int(self.lifetime) - 1, token_type="Bearer")
             return status, answer, email
         if grant_type != "refresh_token":
@@ -289,7 +313,7 @@ class OAuthServer:
                     grant.email,
                 )
             scopes = asked
-        token, _ = self.issue(grant.email, scopes)
+        token, _ = self.issue(grant.email, scopes, grant.client_id)
         return (
             200,
             {

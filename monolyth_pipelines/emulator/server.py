@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from monolyth_pipelines.emulator import admin, batch, drive_api, gmail_api
+from monolyth_pipelines.emulator import admin, batch, directory, drive_api, gmail_api, oidc
 from monolyth_pipelines.emulator.calls import (
     JSON_TYPE,
     ApiRequest,
@@ -34,16 +34,18 @@ from monolyth_pipelines.emulator.calls import (
 from monolyth_pipelines.emulator.consent import revoke_form
 from monolyth_pipelines.emulator.errors import ApiError, not_found, unauthenticated
 from monolyth_pipelines.emulator.oauth import bearer_token
+from monolyth_pipelines.emulator.service_accounts import JWT_BEARER, unverified_claims
 
 if TYPE_CHECKING:
     from monolyth_pipelines.emulator.emulator import GoogleEmulator
 
 logger = logging.getLogger(__name__)
 
-ROUTES: tuple[Route, ...] = drive_api.ROUTES + gmail_api.ROUTES
+ROUTES: tuple[Route, ...] = drive_api.ROUTES + gmail_api.ROUTES + directory.ROUTES
 TOKEN_PATHS = frozenset({"/token", "/oauth2/v4/token", "/o/oauth2/token"})
 AUTH_PATHS = frozenset({"/o/oauth2/auth", "/o/oauth2/v2/auth"})
 REVOKE_PATHS = frozenset({"/revoke", "/o/oauth2/revoke"})
+CERTS_PATH = oidc.CERTS_PATH
 # Batch path -> the API whose calls it accepts (None: either).
 BATCH_PATHS: dict[str, str | None] = {
     "/batch/drive/v3": "drive",
@@ -85,6 +87,8 @@ class Dispatcher:
                 return self._revoke(target, body)
             if path in BATCH_PATHS and method == "POST":
                 return self._batch(path, headers, body)
+            if path == CERTS_PATH and method == "GET":
+                return self._certs()
             if path.startswith(admin.PREFIX):
                 return admin.handle(self.emu, method, target, body)
             return self._single(ApiRequest.from_target(method, target, headers, body))
@@ -129,8 +133,12 @@ class Dispatcher:
             emu.stats_store.api_call(email, endpoint, quota_error.code, quota_exceeded=True)
             return error_response(quota_error)
         with emu.lock:
-            state = emu.account_state(caller.email)
-            store: Any = state.drive if route.api == "drive" else state.gmail
+            store: Any
+            if route.api == "admin":  # the Directory API reads the domains, not one account
+                store = emu.workspace
+            else:
+                state = emu.account_state(caller.email)
+                store = state.drive if route.api == "drive" else state.gmail
             context = CallContext(request, caller, store, emu.codec, emu.strict_limits)
             try:
                 response = route.handler(context)
@@ -181,6 +189,13 @@ class Dispatcher:
             return response
         return json_response(answer, status=status)
 
+    def _certs(self) -> ApiResponse:
+        """Google's OAuth signing certificates (``{kid: PEM}``): what OIDC push tokens verify against."""
+        self.emu.stats_store.http_request(None, "oauth.certs")
+        response = json_response(self.emu.push.oidc.certs())
+        response.headers.append(("Cache-Control", f"public, max-age={oidc.CERTS_MAX_AGE_SECONDS}"))
+        return response
+
     def _revoke(self, target: str, body: bytes) -> ApiResponse:
         token = revoke_form(body, urlsplit(target).query)
         status, answer, email = self.emu.oauth.revoke_endpoint(token)
@@ -190,7 +205,10 @@ class Dispatcher:
 
     def _token(self, headers: Mapping[str, str], body: bytes) -> ApiResponse | Dropped:
         emu = self.emu
-        email = emu.oauth.account_of(body)
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        jwt_bearer = form.get("grant_type") == JWT_BEARER
+        sub = unverified_claims(form.get("assertion", "")).get("sub") if jwt_bearer else None
+        email = (sub if isinstance(sub, str) else None) if jwt_bearer else emu.oauth.account_of(body)
         emu.stats_store.http_request(email, "oauth.token")
         decision = emu.faults.decide("oauth.token", email)
         if decision.latency:
@@ -205,6 +223,8 @@ class Dispatcher:
                 "error": "temporarily_unavailable" if status == 503 else "internal_failure",
                 "error_description": decision.error.message,
             }
+        elif jwt_bearer:
+            status, answer, email = emu.service_accounts.token_endpoint(form)
         else:
             status, answer, email = emu.oauth.token_endpoint(body, headers)
         emu.stats_store.api_call(email, "oauth.token", status, injected=decision.error is not None)

@@ -119,6 +119,10 @@ class Stats:
             accounts = {key: counters.to_dict() for key, counters in sorted(self._by_account.items())}
         return {"total": self.total(), "accounts": accounts}
 
-    def reset(self) -> None:
+    def reset(self, account: str | None = None) -> None:
+        """Forget every counter, or only those of ``account``."""
         with self._lock:
-            self._by_account.clear()
+            if account is None:
+                self._by_account.clear()
+            else:
+                self._by_account.pop(account, None)

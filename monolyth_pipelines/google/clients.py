@@ -91,6 +91,9 @@ class GoogleClients:
             self._gmail = _build("gmail", self.endpoints.gmail_api_endpoint, self.http, FastJsonModel())
         return self._gmail
 
+    def drive_batch(self, callback: Callable[..., None] | None = None) -> BatchHttpRequest:
+        return BatchHttpRequest(callback=callback, batch_uri=self.endpoints.drive_batch_uri)
+
     def gmail_batch(self, callback: Callable[..., None] | None = None) -> BatchHttpRequest:
         return BatchHttpRequest(callback=callback, batch_uri=self.endpoints.gmail_batch_uri)
 

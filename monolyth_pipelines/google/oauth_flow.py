@@ -9,6 +9,7 @@ credentials into the account row.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import threading
@@ -151,6 +152,17 @@ def authorization_url(
     return AuthorizationRequest(
         url=url, state=state, redirect_uri=redirect_uri, code_verifier=flow.code_verifier
     )
+
+
+def check_state(state: str | None, expected_state: str) -> None:
+    """The redirect's ``state`` must be the one this flow sent: without it, or with another one,
+    the redirect may be an attacker's code planted in the user's browser (login CSRF)."""
+    if not expected_state:
+        raise OAuthFlowError("no expected state: keep the state authorization_url returned")
+    if not state:
+        raise OAuthFlowError("the redirect carries no state; start the connect again")
+    if not hmac.compare_digest(state.encode(), expected_state.encode()):
+        raise OAuthFlowError("the redirect's state does not match this request; start the connect again")
 
 
 def exchange_code(

@@ -20,12 +20,13 @@ class CheckOutcome:
 
 
 def runs_match_jobs(conn: sa.Connection, day: date) -> CheckOutcome:
-    """Per provider and kind: the day's completed + failed equal connector_jobs finished that day."""
+    """Per provider and kind: the day's completed + failed + refused equal connector_jobs finished
+    that day."""
     start, end = store.day_bounds(day)
     expected = store.finished_jobs_by_provider_kind(conn, start, end)
     table = store.read_days(conn, insights_sync_runs_daily, day, day)
     found = {
-        (row.provider, row.kind): int(row.runs_completed + row.runs_failed)
+        (row.provider, row.kind): int(row.runs_completed + row.runs_failed + row.runs_refused)
         for row in table.itertuples(index=False)
     }
     mismatches = [
@@ -37,7 +38,9 @@ def runs_match_jobs(conn: sa.Connection, day: date) -> CheckOutcome:
         return CheckOutcome(
             False, f"{len(mismatches)} provider/kind counts differ from connector_jobs", mismatches
         )
-    return CheckOutcome(True, f"completed + failed match connector_jobs ({sum(expected.values())} runs)")
+    return CheckOutcome(
+        True, f"completed + failed + refused match connector_jobs ({sum(expected.values())} runs)"
+    )
 
 
 def live_items_match_files(conn: sa.Connection, day: date, today: date) -> CheckOutcome:

@@ -10,6 +10,7 @@ from typing import Any
 
 from monolyth_pipelines import settings
 from monolyth_pipelines.insights.report import report
+from monolyth_pipelines.insights.sharing import report as sharing_report
 from monolyth_pipelines.store.engine import make_engine
 
 PROVIDERS = ("google_drive", "gmail")
@@ -87,7 +88,8 @@ def _show(args: argparse.Namespace) -> int:
     engine = make_engine(args.database_url or settings.database_url())
     try:
         with engine.connect() as conn:
-            print(report(conn, today=datetime.now(UTC).date(), days=args.days, provider=args.provider))
+            show = sharing_report if args.sharing else report
+            print(show(conn, today=datetime.now(UTC).date(), days=args.days, provider=args.provider))
     finally:
         engine.dispose()
     return 0
@@ -105,4 +107,9 @@ def add_insights_commands(commands: Any) -> None:
     show = insights.add_parser("show", help="print run outcomes and the busiest accounts and documents")
     show.add_argument("--provider", choices=PROVIDERS)
     show.add_argument("--days", type=int, default=7, help="how many days back, today included (default 7)")
+    show.add_argument(
+        "--sharing",
+        action="store_true",
+        help="list the Drive documents that became visible outside the organisation instead",
+    )
     show.set_defaults(func=_show)

@@ -1,7 +1,8 @@
-"""The day's output rows from the day's input frames: pure pandas, no I/O.
+"""The day's runs and accounts rows from the day's input frames: pure pandas, no I/O.
 
-Inputs are the frames ``store.insights`` reads (one day of jobs and events, per-account
-aggregates); outputs have exactly the columns of the ``insights_*_daily`` tables.
+Inputs are the frames ``store.insights`` reads (one day of jobs, per-account aggregates);
+outputs have exactly the columns of their ``insights_*_daily`` tables. The per-document table
+is aggregated in SQL (``store.insights_aggregates``): it can hold millions of rows a day.
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monolyth_pipelines.store.file_events import CAME_EVENTS, LEFT_EVENTS
 from monolyth_pipelines.store.schema import (
-    FileEventKind,
     JobStatus,
     insights_account_usage_daily,
-    insights_document_activity_daily,
     insights_sync_runs_daily,
 )
 
-ADDED = CAME_EVENTS
-MODIFIED = frozenset({FileEventKind.MODIFIED.value, FileEventKind.RENAMED.value})
-REMOVED = LEFT_EVENTS
 _ERROR_CODE = re.compile(r"^([a-z_]+):")
+# A failed job with one of these codes was refused, not a sync that failed: invalid settings or
+# a mass tombstone waiting for confirmation (bad_config), a disconnect closing the account's jobs.
+REFUSAL_CODES = frozenset({"bad_config", "account_disconnected"})
+_COUNTS = ("items_added", "items_modified", "items_removed")
 
 
 def _empty(table: Any) -> pd.DataFrame:
@@ -45,12 +44,20 @@ def _in_day(series: pd.Series, start: datetime, end: datetime) -> pd.Series:
 
 
 def job_facts(jobs: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per job: did it start / complete / fail in the day, and its counters."""
+    """One row per job: did it start / complete / fail / get refused in the day, and its counters.
+
+    Refused: closed failed without a sync of its own, i.e. never started (a pending row closed:
+    the account was not connected, or disconnected) or failed with a ``REFUSAL_CODES`` code.
+    """
     facts = jobs[["id", "account_id", "provider", "kind", "status"]].copy()
     facts["started"] = _in_day(jobs["started_at"], start, end)
     finished = _in_day(jobs["finished_at"], start, end)
+    facts["error_code"] = jobs["last_error"].map(error_code)
+    closed_failed = finished & (jobs["status"] == JobStatus.FAILED.value)
+    refused = jobs["started_at"].isna() | facts["error_code"].isin(REFUSAL_CODES)
     facts["completed"] = finished & (jobs["status"] == JobStatus.COMPLETED.value)
-    facts["failed"] = finished & (jobs["status"] == JobStatus.FAILED.value)
+    facts["failed"] = closed_failed & ~refused
+    facts["refused"] = closed_failed & refused
     meta = jobs["meta_json"].map(lambda m: m if isinstance(m, dict) else {})
     counters = meta.map(lambda m: m.get("counters") or {})
     for column, key in (
@@ -65,7 +72,6 @@ def job_facts(jobs: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
     elapsed = pd.to_datetime(jobs["finished_at"], utc=True) - pd.to_datetime(jobs["started_at"], utc=True)
     fallback = (elapsed.dt.total_seconds() * 1000).round()
     facts["duration_ms"] = meta.map(lambda m: m.get("duration_ms")).astype("Float64").fillna(fallback)
-    facts["error_code"] = jobs["last_error"].map(error_code)
     return facts
 
 
@@ -98,6 +104,7 @@ def sync_runs_daily(
                 "runs_started": int(group["started"].sum()),
                 "runs_completed": int(group["completed"].sum()),
                 "runs_failed": failed,
+                "runs_refused": int(group["refused"].sum()),
                 "failure_rate": failed / finished if finished else None,
                 "duration_p50_ms": round(float(durations.quantile(0.5))) if len(durations) else None,
                 "duration_p95_ms": round(float(durations.quantile(0.95))) if len(durations) else None,
@@ -121,7 +128,7 @@ def account_usage_daily(
     *,
     accounts: pd.DataFrame,
     jobs: pd.DataFrame,
-    events: pd.DataFrame,
+    event_counts: pd.DataFrame,
     live: pd.DataFrame,
     last_success: pd.DataFrame,
     day: date,
@@ -136,30 +143,22 @@ def account_usage_daily(
     out = accounts.set_index("account_id")[["owner_id", "provider"]].copy()
     if not jobs.empty:
         facts = job_facts(jobs, start, end)
-        runs = facts.groupby("account_id")[["started", "completed", "failed"]].sum()
+        runs = facts.groupby("account_id")[["started", "completed", "failed", "refused"]].sum()
         vault = facts[facts["completed"] | facts["failed"]].groupby("account_id")["vault_imported"].sum()
     else:
-        runs = pd.DataFrame(columns=["started", "completed", "failed"])
+        runs = pd.DataFrame(columns=["started", "completed", "failed", "refused"])
         vault = pd.Series(dtype="int64")
-    out["runs_started"] = runs["started"].reindex(out.index).fillna(0)
-    out["runs_completed"] = runs["completed"].reindex(out.index).fillna(0)
-    out["runs_failed"] = runs["failed"].reindex(out.index).fillna(0)
+    for column in ("started", "completed", "failed", "refused"):
+        out[f"runs_{column}"] = runs[column].reindex(out.index).fillna(0)
     live_idx = live.set_index("account_id")
     out["live_items"] = live_idx["live_items"].reindex(out.index).fillna(0)
     out["live_bytes"] = live_idx["live_bytes"].reindex(out.index).fillna(0)
     kinds = (
-        pd.DataFrame(
-            {
-                "account_id": events.get("account_id", pd.Series(dtype=object)),
-                "items_added": events.get("event", pd.Series(dtype=object)).isin(ADDED),
-                "items_modified": events.get("event", pd.Series(dtype=object)).isin(MODIFIED),
-                "items_removed": events.get("event", pd.Series(dtype=object)).isin(REMOVED),
-            }
-        )
-        .groupby("account_id")[["items_added", "items_modified", "items_removed"]]
-        .sum()
+        event_counts.set_index("account_id")
+        if not event_counts.empty
+        else pd.DataFrame(columns=list(_COUNTS), index=pd.Index([], name="account_id"))
     )
-    for column in ("items_added", "items_modified", "items_removed"):
+    for column in _COUNTS:
         out[column] = kinds[column].reindex(out.index).fillna(0)
     out["vault_imports"] = vault.reindex(out.index).fillna(0)
     success = last_success.set_index("account_id")["last_success_at"].reindex(out.index)
@@ -173,29 +172,6 @@ def account_usage_daily(
     ]
     out[[*counts, "vault_imports"]] = out[[*counts, "vault_imports"]].astype("int64")
     return out[[c.name for c in insights_account_usage_daily.c]]
-
-
-def document_activity_daily(events: pd.DataFrame, day: date, built_at: datetime) -> pd.DataFrame:
-    if events.empty:
-        return _empty(insights_document_activity_daily)
-    grouped = events.groupby(["account_id", "external_id"], sort=True)
-    out = grouped.agg(
-        provider=("provider", "first"),
-        title=("title", "first"),
-        mime=("mime", "first"),
-        changes=("event", "size"),
-        first_seen_at=("first_seen_at", "first"),
-        last_modified_at=("last_modified_at", "first"),
-    )
-    by_kind: dict[tuple[Any, Any], dict[str, int]] = {}
-    for (account_id, external_id, event), n in (
-        events.groupby(["account_id", "external_id", "event"]).size().items()
-    ):
-        by_kind.setdefault((account_id, external_id), {})[str(event)] = int(n)
-    out["events"] = [by_kind[key] for key in out.index]
-    out["day"] = day
-    out["built_at"] = built_at
-    return out.reset_index()[[c.name for c in insights_document_activity_daily.c]]
 
 
 def records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:

@@ -31,10 +31,24 @@ def report(conn: sa.Connection, *, today: date, days: int, provider: str | None 
     if not runs.empty:
         runs = runs.assign(failure_rate=runs["failure_rate"].map(lambda r: "" if pd.isna(r) else f"{r:.0%}"))
         runs = runs[
-            ["day", "provider", "kind", "runs_started", "runs_completed", "runs_failed", "failure_rate"]
+            [
+                "day",
+                "provider",
+                "kind",
+                "runs_started",
+                "runs_completed",
+                "runs_failed",
+                "runs_refused",
+                "failure_rate",
+            ]
         ]
         runs = runs.rename(
-            columns={"runs_started": "started", "runs_completed": "completed", "runs_failed": "failed"}
+            columns={
+                "runs_started": "started",
+                "runs_completed": "completed",
+                "runs_failed": "failed",
+                "runs_refused": "refused",
+            }
         )
     parts += [_table(runs), "", f"Busiest accounts (items changed, top {TOP}):"]
     if not usage.empty:

@@ -22,6 +22,9 @@ from monolyth_pipelines.settings.env import (
     FLAG_GMAIL as FLAG_GMAIL,
 )
 from monolyth_pipelines.settings.env import (
+    GOOGLE_ADMIN_ENDPOINT as GOOGLE_ADMIN_ENDPOINT,
+)
+from monolyth_pipelines.settings.env import (
     GOOGLE_API_ENDPOINT as GOOGLE_API_ENDPOINT,
 )
 from monolyth_pipelines.settings.env import (
@@ -175,6 +178,11 @@ class GoogleEndpoints:
         return f"{self.api_base or GOOGLE_GMAIL_ENDPOINT}/"
 
     @property
+    def directory_api_endpoint(self) -> str:
+        """Admin SDK Directory (admin directory_v1: servicePath is empty, paths start admin/...)."""
+        return f"{self.api_base or GOOGLE_ADMIN_ENDPOINT}/"
+
+    @property
     def gmail_batch_uri(self) -> str:
         return f"{self.api_base or GOOGLE_GMAIL_ENDPOINT}/batch/gmail/v1"
 
@@ -219,12 +227,15 @@ def token_keys(environ: dict[str, str] | None = None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Backoff for Google calls inside a run, and the wait before Dagster retries a failed step."""
+    """Backoff for Google calls inside a run, and the wait before Dagster retries a failed step:
+    ``step_retry_wait_seconds`` is the base of the step retry's exponential, jittered wait,
+    ``step_retry_cap_seconds`` its ceiling."""
 
     call_base_seconds: float = 1.0
     call_cap_seconds: float = 32.0
     call_max_attempts: int = 6
     step_retry_wait_seconds: float = 10.0
+    step_retry_cap_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RetrySettings:
@@ -235,11 +246,16 @@ class RetrySettings:
             step_retry_wait_seconds=_float_env(
                 "MONOLYTH_STEP_RETRY_WAIT_SECONDS", cls.step_retry_wait_seconds, environ
             ),
+            step_retry_cap_seconds=_float_env(
+                "MONOLYTH_STEP_RETRY_CAP_SECONDS", cls.step_retry_cap_seconds, environ
+            ),
         )
         check_number("MONOLYTH_RETRY_BASE_SECONDS", made.call_base_seconds, minimum=0)
         check_number("MONOLYTH_RETRY_CAP_SECONDS", made.call_cap_seconds, minimum=made.call_base_seconds)
         check_number("MONOLYTH_RETRY_MAX_ATTEMPTS", made.call_max_attempts, minimum=1, maximum=100)
         check_number("MONOLYTH_STEP_RETRY_WAIT_SECONDS", made.step_retry_wait_seconds, minimum=0)
+        step_cap, step_base = made.step_retry_cap_seconds, made.step_retry_wait_seconds
+        check_number("MONOLYTH_STEP_RETRY_CAP_SECONDS", step_cap, minimum=step_base)
         return made
 
 

@@ -20,6 +20,7 @@ __all__ = ["ConfigError"]
 GOOGLE_API_ENDPOINT = "https://www.googleapis.com"
 GOOGLE_GMAIL_ENDPOINT = "https://gmail.googleapis.com"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_ADMIN_ENDPOINT = "https://admin.googleapis.com"
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
 GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 

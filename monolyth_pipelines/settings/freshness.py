@@ -9,6 +9,10 @@ from monolyth_pipelines.settings.env import (
     _float_env,
     _int_env,
 )
+from monolyth_pipelines.settings_checks import check_url
+
+# Google's OAuth signing certificates ({kid: PEM}), which Pub/Sub's OIDC push tokens verify against.
+GOOGLE_OAUTH2_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,11 @@ class FreshnessSettings:
     probe_time_budget_seconds: float = 40.0
     # The receiver's public base URL (e.g. https://hooks.example.com); unset: push is off.
     webhook_url: str | None = None
-    # The shared secret Pub/Sub push carries (?token=); required for Gmail push.
+    # A shared secret the Pub/Sub push endpoint URL carries (?token=); optional once OIDC is on.
     webhook_secret: str | None = None
+    # The push subscription's service account: its Google-signed OIDC token authenticates a push.
+    gmail_push_service_account: str | None = None
+    gmail_push_certs_url: str = GOOGLE_OAUTH2_CERTS_URL
     gmail_pubsub_topic: str | None = None
     # An account with a live channel is still probed this often (the safety net).
     push_poll_hours: float = 6.0
@@ -34,6 +41,11 @@ class FreshnessSettings:
     @property
     def push_enabled(self) -> bool:
         return self.webhook_url is not None
+
+    @property
+    def gmail_push_authenticated(self) -> bool:
+        """Gmail pushes can be told from forgeries: an OIDC service account or a shared secret."""
+        return bool(self.gmail_push_service_account or self.webhook_secret)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> FreshnessSettings:
@@ -50,6 +62,11 @@ class FreshnessSettings:
             ),
             webhook_url=url.rstrip("/") if url else None,
             webhook_secret=_env("MONOLYTH_WEBHOOK_SECRET", environ),
+            gmail_push_service_account=_env("MONOLYTH_GMAIL_PUSH_SERVICE_ACCOUNT", environ),
+            gmail_push_certs_url=check_url(
+                "MONOLYTH_GMAIL_PUSH_CERTS_URL",
+                _env("MONOLYTH_GMAIL_PUSH_CERTS_URL", environ) or GOOGLE_OAUTH2_CERTS_URL,
+            ),
             gmail_pubsub_topic=_env("MONOLYTH_GMAIL_PUBSUB_TOPIC", environ),
             push_poll_hours=_float_env("MONOLYTH_PUSH_POLL_HOURS", cls.push_poll_hours, environ),
             channel_hours=_float_env("MONOLYTH_PUSH_CHANNEL_HOURS", cls.channel_hours, environ),

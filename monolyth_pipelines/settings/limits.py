@@ -145,6 +145,10 @@ class GmailLimits:
     batch_size: int = 50
     # False stores no attachment metadata and fetches with format=metadata (headers only).
     attachment_metadata: bool = True
+    # A reconcile (label change, expired history) may tombstone at most this share of live rows
+    # unless the run allows more: the same guard as Drive's.
+    mass_tombstone_share: float = 0.5
+    allow_mass_tombstone: bool = False
 
     CONFIG_FIELDS: ClassVar[dict[str, Any]] = {
         "label": str,
@@ -154,6 +158,8 @@ class GmailLimits:
         "attachment_max_size_mb": float,
         "attachment_metadata": bool,
         "quota_units_per_second": float,
+        # Confirms a reconcile that tombstones more than MONOLYTH_MASS_TOMBSTONE_SHARE of the rows.
+        "allow_mass_tombstone": bool,
     }
 
     def with_overrides(self, overrides: dict[str, Any], path: str = "run config") -> GmailLimits:
@@ -206,4 +212,5 @@ class GmailLimits:
             method_costs=costs,
             batch_size=_int_env("GMAIL_BATCH_SIZE", cls.batch_size, environ),
             attachment_metadata=_bool_env("GMAIL_ATTACHMENT_METADATA", True, environ),
+            mass_tombstone_share=mass_tombstone_share(environ),
         ).validate()

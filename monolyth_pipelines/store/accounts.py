@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.store import token_crypto
+from monolyth_pipelines.store import domains, token_crypto
 from monolyth_pipelines.store.errors import InvalidRecordError
 from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, Provider, connector_accounts
 from monolyth_pipelines.store.timeutil import utcnow
@@ -32,6 +32,7 @@ class Account:
     external_email: str | None = None
     status_reason: str | None = None
     status_message: str | None = None
+    domain_id: uuid.UUID | None = None  # an account of a Workspace domain (connector_domains)
 
     def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
         return f"Account(id={self.id}, provider={self.provider}, status={self.status})"
@@ -82,10 +83,11 @@ def create_account(
     return account_id
 
 
-def _sealed(conn: sa.Connection, token_json: dict[str, Any] | None) -> dict[str, str] | None:
+def _sealed(conn: sa.Connection, token_json: dict[str, Any] | None) -> Any:
     if token_json is None:
-        return None
-    return token_crypto.encrypt(token_crypto.key_ring(conn.dialect.name), token_json)
+        # SQL NULL: a JSON column given None stores the JSON value null, which IS NULL misses.
+        return sa.null()
+    return token_crypto.encrypt(token_crypto.key_ring(conn.dialect.name), domains.without_key(token_json))
 
 
 def find_by_identity(
@@ -111,9 +113,11 @@ def update_connection(
     status_message: str | None = None,
     external_email: str | None = None,
 ) -> None:
-    """A reconnect: new tokens and the status the connect ended in."""
+    """A reconnect: new tokens and the status the connect ended in. An OAuth grant replaces a
+    Workspace domain's: the account no longer follows the domain's key or directory."""
     _validate_status(status)
     values: dict[str, Any] = {
+        "domain_id": None,
         "token_json": _sealed(conn, token_json),
         "status": status,
         "status_reason": status_reason,
@@ -180,20 +184,22 @@ def clear_tokens(conn: sa.Connection, account_id: uuid.UUID) -> None:
     conn.execute(
         connector_accounts.update()
         .where(connector_accounts.c.id == account_id)
-        .values(token_json=None, updated_at=utcnow())
+        .values(token_json=sa.null(), updated_at=utcnow())
     )
 
 
 def get_token_json(conn: sa.Connection, account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The account's decrypted authorized-user dict; ``TokenKeyError`` when no key opens it."""
+    """The account's decrypted authorized-user dict; ``TokenKeyError`` when no key opens it.
+    A Workspace domain's account gets its domain's service-account key joined in (memory only)."""
     stored = conn.execute(
         sa.select(connector_accounts.c.token_json).where(connector_accounts.c.id == account_id)
     ).scalar_one_or_none()
     if stored is None:
         return None
-    return token_crypto.decrypt(
+    opened = token_crypto.decrypt(
         token_crypto.key_ring(conn.dialect.name), stored, what=f"the stored tokens of account {account_id}"
     )
+    return domains.with_domain_key(conn, opened)
 
 
 def save_token_json(
@@ -225,7 +231,9 @@ def save_token_json(
         result = conn.execute(
             connector_accounts.update()
             .where(connector_accounts.c.id == account_id, _is_stored(stored))
-            .values(token_json=token_crypto.encrypt(ring, token_json), updated_at=utcnow())
+            .values(
+                token_json=token_crypto.encrypt(ring, domains.without_key(token_json)), updated_at=utcnow()
+            )
         )
         if result.rowcount == 1:
             return True
@@ -237,3 +245,17 @@ def _is_stored(stored: Any) -> sa.ColumnElement[bool]:
     if token_crypto.is_encrypted(stored):
         return connector_accounts.c.token_json["v"].as_string() == stored["v"]
     return connector_accounts.c.token_json["refresh_token"].as_string() == stored.get("refresh_token")
+
+
+def others_of_google_user(conn: sa.Connection, account: Account, statuses: Iterable[str]) -> list[uuid.UUID]:
+    """Other accounts of the same Google user (by address: Drive and Gmail ids differ) in ``statuses``."""
+    if not account.external_email:
+        return []
+    rows = conn.execute(
+        sa.select(connector_accounts.c.id).where(
+            connector_accounts.c.id != account.id,
+            sa.func.lower(connector_accounts.c.external_email) == account.external_email.lower(),
+            connector_accounts.c.status.in_(list(statuses)),
+        )
+    )
+    return list(rows.scalars())

@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from monolyth_pipelines import settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option: on SQLite, this connection's transactions only read (a plain deferred BEGIN,
+# a WAL snapshot, no write lock); writes need the default BEGIN IMMEDIATE.
+SQLITE_READ_ONLY = "monolyth_sqlite_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -31,7 +34,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> sa.Engine:
         sa.event.listen(engine, "connect", _configure_sqlite)
         # pysqlite's own transaction handling defers BEGIN, which breaks SAVEPOINTs and lets two
         # writers interleave; emitting BEGIN ourselves gives real transactions.
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine, "begin", _begin_sqlite)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "poolclass" not in kwargs:
@@ -39,6 +42,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> sa.Engine:
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 5)
     return sa.create_engine(url, **kwargs)
+
+
+def _begin_sqlite(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(SQLITE_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:

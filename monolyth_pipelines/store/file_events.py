@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.records import TombstoneReason
+from monolyth_pipelines.store import sharing_events
 from monolyth_pipelines.store.schema import (
     JSONB,
     TIMESTAMPTZ,
@@ -139,6 +140,16 @@ def upsert_event(
     }
 
 
+def row_events(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], job_id: uuid.UUID | None, now: datetime
+) -> list[dict[str, Any]]:
+    """Every event of one written row: its ``upsert_event``, and a sharing event when who can see
+    it changed (alone when nothing else did: store/sharing_events.py)."""
+    shared, only_sharing = sharing_events.python_event(old, new, job_id, now)
+    out = [] if shared is not None and only_sharing else [upsert_event(old, new, job_id, now)]
+    return out if shared is None else [*out, shared]
+
+
 def insert_events(conn: sa.Connection, events: Sequence[dict[str, Any]]) -> None:
     if events and RECORDING:
         conn.execute(connector_file_events.insert(), list(events))
@@ -184,7 +195,9 @@ def pg_upsert_with_events(stage: str, cols: str, updates: str, *, log: bool = Tr
         w.modified_at, %(now)s, CASE WHEN w.inserted THEN s.added_changes ELSE {changed} END
     FROM written w LEFT JOIN old o ON o.external_id = w.external_id
     JOIN stage s ON s.external_id = w.external_id
-)"""
+    -- A change of who can see it, and nothing else: its sharing event is the row's only one.
+    WHERE NOT EXISTS (SELECT 1 FROM sharing x WHERE x.external_id = w.external_id AND x.only_sharing)
+){sharing_events.pg_insert(", ".join(EVENT_COLUMNS))}"""
     # ``old`` looks the page's ids up in the unique index, whatever the statistics say: written
     # as ``IN (SELECT ..)`` the planner chose, while a new account's rows looked few, to read all
     # of them and hash-join, and the prepared statement kept that plan for the rest of the sync,
@@ -192,7 +205,8 @@ def pg_upsert_with_events(stage: str, cols: str, updates: str, *, log: bool = Tr
     return f"""
 WITH stage AS MATERIALIZED ({stage}
 ), old AS MATERIALIZED (
-    SELECT f.external_id, f.title, f.size, f.modified_at, f.deleted_at, f.deleted_reason
+    SELECT f.external_id, f.title, f.size, f.modified_at, f.deleted_at, f.deleted_reason,
+        f.mime, f.url, f.meta_json
     FROM connector_files f
     WHERE f.account_id = %(account_id)s
       AND f.external_id = ANY(ARRAY(SELECT external_id FROM stage))
@@ -201,7 +215,7 @@ WITH stage AS MATERIALIZED ({stage}
     ON CONFLICT (account_id, external_id) DO UPDATE SET {updates}
     WHERE connector_files.content_hash <> EXCLUDED.content_hash OR connector_files.deleted_at IS NOT NULL
     RETURNING account_id, provider, external_id, title, size, modified_at, (xmax = 0) AS inserted
-){logged if log else ""}
+){(sharing_events.pg_ctes() + logged) if log else ""}
 SELECT w.external_id, w.inserted, (o.deleted_at IS NOT NULL) AS revived
 FROM written w LEFT JOIN old o ON o.external_id = w.external_id
 """

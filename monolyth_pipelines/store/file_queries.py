@@ -47,6 +47,64 @@ def unseen_live_ids(
     return list(conn.execute(query.order_by(connector_files.c.external_id).limit(limit)).scalars())
 
 
+def _unseen_live(
+    account_id: uuid.UUID, sweep_id: uuid.UUID, scope: sa.ColumnElement[bool] | None
+) -> list[sa.ColumnElement[bool]]:
+    seen = sa.select(connector_sweep_seen.c.external_id).where(connector_sweep_seen.c.sweep_id == sweep_id)
+    where = [
+        connector_files.c.account_id == account_id,
+        connector_files.c.deleted_at.is_(None),
+        connector_files.c.external_id.not_in(seen),
+    ]
+    return [*where, scope] if scope is not None else where
+
+
+def count_unseen_live(
+    conn: sa.Connection,
+    account_id: uuid.UUID,
+    sweep_id: uuid.UUID,
+    scope: sa.ColumnElement[bool] | None = None,
+) -> int:
+    """How many live rows in ``scope`` a reconciling sweep has not seen: what it would tombstone."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(connector_files)
+        .where(*_unseen_live(account_id, sweep_id, scope))
+    )
+    return conn.execute(query).scalar_one()
+
+
+def unseen_live_meta_values(
+    conn: sa.Connection, account_id: uuid.UUID, sweep_id: uuid.UUID, key: str
+) -> list[str]:
+    """The distinct ``meta_json[key]`` of the live rows a sweep has not seen (Gmail: thread ids)."""
+    column = connector_files.c.meta_json[key].as_string()
+    query = (
+        sa.select(column)
+        .distinct()
+        .where(*_unseen_live(account_id, sweep_id, None), column.is_not(None))
+        .order_by(column)
+    )
+    return [str(v) for v in conn.execute(query).scalars()]
+
+
+def live_ids_with_meta(
+    conn: sa.Connection, account_id: uuid.UUID, key: str, values: Sequence[str]
+) -> list[str]:
+    """The live rows whose ``meta_json[key]`` is one of ``values`` (Gmail: a thread's messages)."""
+    column = connector_files.c.meta_json[key].as_string()
+    found: list[str] = []
+    for chunk in _chunks(list(dict.fromkeys(values))):
+        found += conn.execute(
+            sa.select(connector_files.c.external_id).where(
+                connector_files.c.account_id == account_id,
+                connector_files.c.deleted_at.is_(None),
+                column.in_(chunk),
+            )
+        ).scalars()
+    return found
+
+
 def stored_meta(
     conn: sa.Connection, account_id: uuid.UUID, external_ids: Sequence[str]
 ) -> dict[str, tuple[dict[str, Any] | None, str | None]]:

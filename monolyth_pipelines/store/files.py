@@ -18,10 +18,13 @@ from monolyth_pipelines.store.file_queries import (  # noqa: F401  (their home b
     CHUNK,
     _chunks,
     count_live,
+    count_unseen_live,
+    live_ids_with_meta,
     live_meta_values,
     meta_scope,
     stored_meta,
     unseen_live_ids,
+    unseen_live_meta_values,
 )
 from monolyth_pipelines.store.file_rows import UpsertCounts, content_hash  # noqa: F401
 from monolyth_pipelines.store.schema import connector_files, connector_sweep_seen
@@ -84,6 +87,9 @@ def upsert_files(
                     connector_files.c.title,
                     connector_files.c.size,
                     connector_files.c.modified_at,
+                    connector_files.c.mime,
+                    connector_files.c.url,
+                    connector_files.c.meta_json,
                 ).where(
                     connector_files.c.account_id == account_id,
                     connector_files.c.external_id.in_([r["external_id"] for r in rows]),
@@ -109,7 +115,11 @@ def upsert_files(
             conn.execute(_sqlite_upsert_statement(), [{**r, "meta_json": r["meta"]} for r in written])
             file_events.insert_events(
                 conn,
-                [file_events.upsert_event(existing.get(r["external_id"]), r, job_id, now) for r in written],
+                [
+                    event
+                    for r in written
+                    for event in file_events.row_events(existing.get(r["external_id"]), r, job_id, now)
+                ],
             )
     return counts
 

@@ -137,6 +137,29 @@ def lock_account(conn: sa.Connection, account_id: uuid.UUID) -> None:
         )
 
 
+def _pages_key(account_id: uuid.UUID) -> dict[str, str]:
+    return {"key": f"pages:{account_id}"}
+
+
+def share_account_pages(conn: sa.Connection, account_id: uuid.UUID) -> None:
+    """A page of a run is being written: until this transaction ends, no purge of the account
+    starts (Postgres: a shared advisory lock, taken before the page touches a row)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended(:key, 0))"), _pages_key(account_id)
+        )
+
+
+def stop_account_pages(conn: sa.Connection, account_id: uuid.UUID) -> None:
+    """Wait for every page of the account in flight to end, and hold new ones off until this
+    transaction ends: a purge then never meets a page's row locks in another order (no
+    deadlock). SQLite's single writer gives the same order by itself."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), _pages_key(account_id)
+        )
+
+
 def start_job(
     conn: sa.Connection,
     *,

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.probe import CorpusCursor
-from monolyth_pipelines.store import accounts, token_crypto
+from monolyth_pipelines.store import accounts, domains, token_crypto
 from monolyth_pipelines.store.jobs import OPEN_STATUSES
 from monolyth_pipelines.store.schema import (
     TIMESTAMPTZ,
@@ -101,6 +101,7 @@ def due_accounts(
     )
     found: list[ProbeCandidate] = []
     ring = token_crypto.key_ring(conn.dialect.name)
+    domain_keys: dict[str, Any] = {}
     current: uuid.UUID | None = None
     token: dict[str, Any] | None = None
     corpora: list[CorpusCursor] = []
@@ -108,7 +109,8 @@ def due_accounts(
         if row.id != current:
             if current is not None:
                 found.append(ProbeCandidate(current, provider, token, tuple(corpora)))
-            current, token, corpora = row.id, _opened(ring, row.token_json), []
+            opened = domains.with_domain_key(conn, _opened(ring, row.token_json), domain_keys)
+            current, token, corpora = row.id, opened, []
         if row.corpus is not None:
             corpora.append(CorpusCursor(row.corpus, row.cursor, row.sweep_id is not None))
     if current is not None:
@@ -178,7 +180,7 @@ def save_refreshed_tokens(
             {
                 "b_id": account_id,
                 "b_v": current["v"],
-                "b_token": token_crypto.encrypt(ring, token_json),
+                "b_token": token_crypto.encrypt(ring, domains.without_key(token_json)),
                 "b_now": now,
             }
         )

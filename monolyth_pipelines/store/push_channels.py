@@ -33,6 +33,7 @@ class Channel:
     expires_at: datetime
     created_at: datetime
     last_message_at: datetime | None
+    last_message_number: int | None = None
 
     def __repr__(self) -> str:  # the token hash stays out of logs too
         return f"Channel(id={self.id}, account_id={self.account_id}, corpus={self.corpus})"
@@ -86,15 +87,40 @@ def get_channel(conn: sa.Connection, channel_id: str) -> Channel | None:
     return Channel(**row._mapping) if row else None
 
 
-def gmail_channel(conn: sa.Connection, email: str, now: datetime) -> Channel | None:
-    """The live Gmail watch of a mailbox (its address is the channel's resource id)."""
-    row = conn.execute(
+def gmail_channels(conn: sa.Connection, email: str, now: datetime) -> list[Channel]:
+    """The live Gmail watches of a mailbox (its address is the channel's resource id), the latest
+    one per account: two owners who connected the same Google user share Google's one watch."""
+    rows = conn.execute(
         sa.select(CH)
         .where(CH.c.provider == "gmail", CH.c.resource_id == email.lower(), CH.c.expires_at > now)
-        .order_by(CH.c.expires_at.desc())
-        .limit(1)
-    ).one_or_none()
-    return Channel(**row._mapping) if row else None
+        .order_by(CH.c.account_id, CH.c.expires_at.desc())
+    )
+    latest: dict[uuid.UUID, Channel] = {}
+    for row in rows:
+        latest.setdefault(row.account_id, Channel(**row._mapping))
+    return list(latest.values())
+
+
+def mailbox_watched_by_others(conn: sa.Connection, channel: Channel, now: datetime) -> bool:
+    """Does another connected account hold a live watch on this Gmail channel's mailbox?
+
+    ``users.stop`` ends the mailbox's one watch for every account of that Google user.
+    """
+    return (
+        conn.execute(
+            sa.select(sa.literal(1))
+            .select_from(CH.join(connector_accounts, connector_accounts.c.id == CH.c.account_id))
+            .where(
+                CH.c.provider == "gmail",
+                CH.c.resource_id == channel.resource_id,
+                CH.c.account_id != channel.account_id,
+                CH.c.expires_at > now,
+                connector_accounts.c.status == AccountStatus.CONNECTED.value,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def channels_of(conn: sa.Connection, account_id: uuid.UUID) -> list[Channel]:
@@ -109,6 +135,25 @@ def delete_channels(conn: sa.Connection, channel_ids: Sequence[str]) -> None:
 
 def touch(conn: sa.Connection, channel_id: str, now: datetime) -> None:
     conn.execute(CH.update().where(CH.c.id == channel_id).values(last_message_at=now))
+
+
+def is_new_message(channel: Channel, number: int) -> bool:
+    return channel.last_message_number is None or number > channel.last_message_number
+
+
+def record_message_number(conn: sa.Connection, channel_id: str, number: int) -> bool:
+    """Keep ``number`` as the channel's highest message number; False when it is not higher than
+    the one kept (a replay, or a message overtaken by a later one). One compare-and-set, so two
+    deliveries of one message racing each other count once."""
+    result = conn.execute(
+        CH.update()
+        .where(
+            CH.c.id == channel_id,
+            sa.or_(CH.c.last_message_number.is_(None), CH.c.last_message_number < number),
+        )
+        .values(last_message_number=number)
+    )
+    return result.rowcount == 1
 
 
 @dataclass(frozen=True)

@@ -13,60 +13,19 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from monolyth_pipelines.domain.permissions import VISIBILITY_ORDER
+
 # Re-exported: the migrations and the store name them through this module.
-from monolyth_pipelines.store.types import (
-    BIGID as BIGID,
+from monolyth_pipelines.store.enums import (  # noqa: F401
+    AccountStatus,
+    AccountStatusReason,
+    FileEventKind,
+    JobKind,
+    JobStatus,
+    Provider,
 )
-from monolyth_pipelines.store.types import (
-    JSONB as JSONB,
-)
-from monolyth_pipelines.store.types import (
-    NOW as NOW,
-)
-from monolyth_pipelines.store.types import (
-    TIMESTAMPTZ as TIMESTAMPTZ,
-)
-from monolyth_pipelines.store.types import (
-    UUID as UUID,
-)
-from monolyth_pipelines.store.types import (
-    UTCDateTime as UTCDateTime,
-)
-from monolyth_pipelines.store.types import (
-    new_uuid as new_uuid,
-)
-
-
-class AccountStatus(StrEnum):
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    ERROR = "error"
-    PENDING = "pending"
-
-
-class AccountStatusReason(StrEnum):
-    """connector_accounts.status_reason: why an account is in ``error``."""
-
-    NEEDS_REAUTH = "needs_reauth"  # the grant was revoked or expired, or scopes were lost
-    MISSING_SCOPES = "missing_scopes"  # the user did not grant what the provider needs
-    PROBE_FAILED = "probe_failed"  # the identity probe after connecting failed
-
-
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class Provider(StrEnum):
-    GOOGLE_DRIVE = "google_drive"
-    GMAIL = "gmail"
-
-
-class JobKind(StrEnum):
-    DRIVE_IMPORT = "drive_import"
-    GMAIL_IMPORT = "gmail_import"
+from monolyth_pipelines.store.types import BIGID, JSONB, NOW, TIMESTAMPTZ, UUID, new_uuid
+from monolyth_pipelines.store.types import UTCDateTime as UTCDateTime
 
 
 def _in(column: str, values: type[StrEnum]) -> str:
@@ -102,8 +61,10 @@ connector_accounts = sa.Table(
     # and a sentence for a person. Both null while connected.
     sa.Column("status_reason", sa.Text),
     sa.Column("status_message", sa.Text),
+    sa.Column("domain_id", UUID),  # a Workspace domain's account; no FK: SQLite adds one by rebuilding
     sa.CheckConstraint(_in("status", AccountStatus), name="status"),
     sa.Index(None, "provider", "status"),
+    sa.Index(None, "domain_id"),
     sa.Index(None, "owner_id", "provider", "external_user_id", unique=True),
     sa.Index(None, "owner_id"),
 )
@@ -246,22 +207,6 @@ connector_sweep_seen = sa.Table(
 )
 
 
-class FileEventKind(StrEnum):
-    """What happened to one item in one sync run; ``connector_file_events.event``."""
-
-    ADDED = "added"
-    MODIFIED = "modified"
-    RENAMED = "renamed"
-    MOVED_OUT_OF_SCOPE = "moved_out_of_scope"
-    TRASHED = "trashed"
-    DELETED = "deleted"
-    ACCESS_LOST = "access_lost"
-    RESTORED = "restored"
-    # Gmail: a message came into the synced label again, or left it.
-    LABELLED = "labelled"
-    UNLABELLED = "unlabelled"
-
-
 # The change history behind "per document over time": connector_files keeps only the latest
 # state. Written by the store functions that change connector_files, in the same transaction;
 # an item that did not change writes nothing.
@@ -311,6 +256,9 @@ insights_sync_runs_daily = sa.Table(
     sa.Column("api_calls", sa.BigInteger, nullable=False),
     sa.Column("failures_by_code", JSONB, nullable=False),
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    # Jobs closed without a sync of their own (refused by the settings or the mass-tombstone
+    # guard, never started, disconnected): not in runs_failed nor in failure_rate.
+    sa.Column("runs_refused", sa.Integer, nullable=False, server_default="0"),
     sa.Index(None, "provider", "day"),
 )
 
@@ -332,6 +280,7 @@ insights_account_usage_daily = sa.Table(
     sa.Column("vault_imports", sa.BigInteger, nullable=False),
     sa.Column("minutes_since_success", sa.BigInteger),
     sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Column("runs_refused", sa.Integer, nullable=False, server_default="0"),
     sa.Index(None, "provider", "day"),
     sa.Index(None, "account_id", "day"),
 )
@@ -355,6 +304,23 @@ insights_document_activity_daily = sa.Table(
     sa.Index(None, "account_id", "external_id", "day"),
 )
 
+# Per day and Drive account: live documents by visibility class at the day's end, sharing changes.
+SHARING_CHANGES = ("newly_shared_external", "newly_public", "unshared")
+insights_sharing_daily = sa.Table(
+    "insights_sharing_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", UUID, primary_key=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    # The classes, "unclassified" (no class known), then the day's changes: docs/insights.md.
+    *(
+        sa.Column(name, sa.BigInteger, nullable=False)
+        for name in ("live_documents", *VISIBILITY_ORDER, "unclassified", *SHARING_CHANGES)
+    ),
+    sa.Column("built_at", TIMESTAMPTZ, nullable=False),
+    sa.Index(None, "provider", "day"),
+)
+
 # Insights reads one day of runs by when they started and finished.
 sa.Index("ix_connector_jobs_started_at", connector_jobs.c.started_at)
 sa.Index("ix_connector_jobs_finished_at", connector_jobs.c.finished_at)
@@ -376,7 +342,34 @@ connector_push_channels = sa.Table(
     sa.Column("expires_at", TIMESTAMPTZ, nullable=False),
     sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
     sa.Column("last_message_at", TIMESTAMPTZ),
+    # Drive: the highest X-Goog-Message-Number seen on this channel; one at or below it is a
+    # replay or arrived out of order. NULL: no message yet (and always for Gmail).
+    sa.Column("last_message_number", sa.BigInteger),
     sa.Index(None, "account_id"),
     sa.Index(None, "provider", "resource_id"),
     sa.Index(None, "expires_at"),
+)
+
+
+# A Workspace domain (domain-wide delegation): its service-account key, encrypted, stored once.
+connector_domains = sa.Table(
+    "connector_domains",
+    metadata,
+    sa.Column("id", UUID, primary_key=True, default=uuid.uuid4, server_default=new_uuid()),
+    sa.Column("owner_id", UUID, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("domain", sa.Text, nullable=False),  # of the admin address, lower-cased
+    sa.Column("admin_email", sa.Text, nullable=False),
+    sa.Column("client_id", sa.Text, nullable=False),  # the numeric id the Admin console asks for
+    sa.Column("client_email", sa.Text, nullable=False),
+    sa.Column("key_json", JSONB, nullable=False),
+    sa.Column("users_query", sa.Text),
+    sa.Column("status", sa.Text, nullable=False, server_default=AccountStatus.CONNECTED.value),
+    sa.Column("status_reason", sa.Text),
+    sa.Column("status_message", sa.Text),
+    sa.Column("listed_at", TIMESTAMPTZ),  # the last complete directory listing
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("status", AccountStatus), name="status"),
+    sa.UniqueConstraint("owner_id", "provider", "domain"),
 )

@@ -31,6 +31,9 @@ class SyncCounters:
     limit_reached: bool = False
     warnings: list[str] = field(default_factory=list)
     incomplete_search: int = 0  # listing pages Drive answered with incompleteSearch: true
+    permission_lookups: int = 0  # Drive permissions.list calls (shared-drive items only)
+    permissions_unavailable: int = 0  # stored without permissions: Google would not list them
+    reconcile_lookups: int = 0  # Gmail threads a reconcile looked up by id (not in the listed window)
 
     @classmethod
     def resumed(cls, meta: dict[str, Any] | None) -> SyncCounters:

@@ -11,15 +11,16 @@ from typing import Any
 
 from monolyth_pipelines.domain import drive as drive_domain
 from monolyth_pipelines.domain import payloads
-from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SkipReason
+from monolyth_pipelines.domain.drive import ChangeAction, PriorState, SharingContext, SkipReason
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
 from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.settings import DriveLimits
 from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.drive_content import EXPORT_AS, DriveContentImport  # noqa: F401
 from monolyth_pipelines.sync.drive_listing import DriveListing
+from monolyth_pipelines.sync.drive_permissions import DrivePermissions, drive_quota
 from monolyth_pipelines.sync.drive_reconcile import UNSEEN_LOOKUPS, DriveReconcile  # noqa: F401
-from monolyth_pipelines.sync.guards import refuse_mass_tombstone
+from monolyth_pipelines.sync.guards import MassTombstoneGuard, refuse_mass_tombstone
 from monolyth_pipelines.sync.page_checks import (
     bad_response,
     change_items,
@@ -36,7 +37,7 @@ KIND = "drive_import"
 MY_DRIVE = "drive"
 
 
-class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
+class DriveSync(DriveReconcile, DriveContentImport, DriveListing, DrivePermissions, PagedSync):
     def __init__(self, run: SyncRun) -> None:
         super().__init__(run)
         assert isinstance(run.limits, DriveLimits)
@@ -44,6 +45,8 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
         self.rescope = False
         self.incomplete: set[str] = set()  # corpora Drive answered with incompleteSearch: true
         self.drive = self.clients.drive()
+        self.drive_quota = drive_quota()
+        self.sharing = SharingContext(self.account.email)
         # Per run, not per attempt: a step retry carries on with what the earlier attempt used.
         self.budget = self.limits.max_files_per_run - self.counters.seen
 
@@ -158,8 +161,9 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
             )
         if sweep.reconcile:
             self._count_changed_as_seen(drive_id, sweep)
-            yield from self._explain_unseen(sweep)
-        yield sweep.done()
+            yield self._explain_unseen(sweep)
+        else:
+            yield sweep.done()
         warning = empty_sweep_warning(sweep, self.counters.seen, f"full sync of {corpus}", "files")
         swept = self.counters.seen - sweep.seen_at_start
         if warning is not None:
@@ -180,9 +184,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, corpus)
             live_before = files.count_live(conn, self.account_id, scope)
+        guard = MassTombstoneGuard.of(self.limits)
         if state is not None and state.sweep_in_progress and not restart:
             assert state.sweep_id is not None
-            return Sweep(
+            sweep = Sweep(
                 corpus,
                 state.sweep_id,
                 state.sweep_cursor or "",
@@ -192,7 +197,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
                 resumed=True,
                 scope=scope,
                 seen_at_start=self.counters.seen,
+                guard=guard,
             )
+            sweep.why = f"the reconcile of the full listing of {corpus}"
+            return sweep
         # The start token comes first: whatever changes while we list is replayed next run.
         token_args = {"driveId": drive_id, "supportsAllDrives": True} if drive_id else {}
         start = required_token(
@@ -201,7 +209,7 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
             "changes.getStartPageToken",
         )
         with self.run.fenced() as conn:
-            return begin_sweep(
+            sweep = begin_sweep(
                 conn,
                 self.account_id,
                 corpus,
@@ -210,7 +218,10 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
                 live_before=live_before,
                 scope=scope,
                 seen_at_start=self.counters.seen,
+                guard=guard,
             )
+        sweep.why = f"the reconcile of the full listing of {corpus} ({self.counters.mode})"
+        return sweep
 
     # --- incremental ----------------------------------------------------------------------------
     def _incremental(
@@ -269,6 +280,9 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
         removed_ids = [
             i for i, c in zip(ids, changes, strict=True) if i != payloads.NO_ID and c.get("removed") is True
         ]
+        self._count_lookups(
+            self._fill_permissions(c.get("file") for c in changes if c.get("removed") is not True)
+        )
         with self.engine.connect() as conn:
             prior_rows = files.stored_meta(conn, self.account_id, removed_ids)
         upserts: dict[str, FileRecord] = {}
@@ -276,7 +290,7 @@ class DriveSync(DriveReconcile, DriveContentImport, DriveListing, PagedSync):
         drives_removed: list[str] = []
         for file_id, change in zip(ids, changes, strict=True):
             prior = PriorState.from_row(*prior_rows[file_id]) if file_id in prior_rows else None
-            decision = drive_domain.decide_change(change, self.limits, prior)
+            decision = drive_domain.decide_change(change, self.limits, prior, self.sharing)
             if decision.invalid is not None:
                 self.counters.skip(decision.invalid, decision.file_id or payloads.NO_ID)
             elif decision.action is ChangeAction.UPSERT and decision.record is not None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from monolyth_pipelines.domain import drive as drive_domain
 from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.store import file_rows
+from monolyth_pipelines.sync.drive_permissions import PermissionLookups
 from monolyth_pipelines.sync.page_checks import page_list, with_ids
 from monolyth_pipelines.sync.pages import Sweep, begin_sweep
 
@@ -34,6 +35,7 @@ class ListedPage:
     next_token: str | None
     incomplete_search: bool
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (reason, id) in page order
+    lookups: PermissionLookups = field(default_factory=PermissionLookups)
 
 
 class DriveListing:
@@ -58,13 +60,15 @@ class DriveListing:
         listed = with_ids(
             raw, "id", lambda reason, key: skipped.append((reason, key)), f"files.list page {number}"
         )
-        records, not_stored = drive_domain.read_listing(listed, self.limits)
+        lookups = self._fill_permissions(listed)
+        records, not_stored = drive_domain.read_listing(listed, self.limits, self.sharing)
         return ListedPage(
             listed=len(raw),
             records=file_rows.prepare(records),
             next_token=resp.get("nextPageToken") or None,
             incomplete_search=resp.get("incompleteSearch") is True,
             skipped=skipped + [(str(reason), key) for reason, key in not_stored],
+            lookups=lookups,
         )
 
     def _listing(
@@ -102,6 +106,7 @@ class DriveListing:
                 self.counters.seen += page.listed
                 for reason, key in page.skipped:
                     self.counters.skip(reason, key)
+                self._count_lookups(page.lookups)
                 if page.incomplete_search:
                     self.counters.incomplete_search += 1
                     self.incomplete.add(sweep.corpus)

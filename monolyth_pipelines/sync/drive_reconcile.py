@@ -3,7 +3,6 @@ the few rows still unseen are looked up one by one to learn why each left."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from monolyth_pipelines.domain import drive as drive_domain
@@ -24,13 +23,18 @@ UNSEEN_LOOKUPS = 200
 class DriveReconcile:
     """Mixed into ``DriveSync``: uses its run context, limits and Drive client."""
 
-    def _explain_unseen(self: DriveSync, sweep: Sweep) -> Iterator[PageWrite]:
+    def _explain_unseen(self: DriveSync, sweep: Sweep) -> PageWrite:
         """Ask Google why each live row the re-list did not see is gone, while they are few.
 
         The listing hides trashed and out-of-scope files, so "not seen" alone cannot tell a file
         trashed, grown over the size limit, deleted or unshared while the change token was bad.
         One files.get each gives the real reason (``decide_lookup``); past ``UNSEEN_LOOKUPS`` rows
         the generic ``not_seen_in_full_sync`` stands, to keep the request count bounded.
+
+        What the lookups found goes into the sweep's last page (``Sweep.done``), so the
+        mass-tombstone guard weighs the lookups' tombstones and the unseen rest together, and a
+        refused run writes none of them. The files a lookup tombstones stay unseen (so the guard
+        counts them); the rest count as seen.
         """
         with self.engine.connect() as conn:
             unseen = files.unseen_live_ids(
@@ -38,9 +42,10 @@ class DriveReconcile:
             )
             prior = files.stored_meta(conn, self.account_id, unseen)
         if not unseen or len(unseen) > UNSEEN_LOOKUPS:
-            return
+            return sweep.done()
         upserts: list[FileRecord] = []
         tombstones: list[Tombstone] = []
+        kept: list[str] = []
         for file_id in unseen:
             try:
                 found = self._execute(
@@ -49,20 +54,20 @@ class DriveReconcile:
                     )
                 )
                 status = 200
+                self._count_lookups(self._fill_permissions([found]))
             except SyncError as error:
                 if error.code not in (ErrorCode.NOT_FOUND, ErrorCode.INSUFFICIENT_PERMISSIONS):
                     raise
                 found, status = None, error.status or 404
             before = PriorState.from_row(*prior[file_id]) if file_id in prior else None
-            decision = drive_domain.decide_lookup(file_id, status, found, self.limits, before)
+            decision = drive_domain.decide_lookup(file_id, status, found, self.limits, before, self.sharing)
             if decision.action is ChangeAction.UPSERT and decision.record is not None:
                 upserts.append(decision.record)
             elif decision.tombstone is not None:
                 tombstones.append(decision.tombstone)
-        # Not a listing page: it does not count as one.
-        yield PageWrite(
-            records=upserts, tombstones=tombstones, sweep_id=sweep.sweep_id, seen=unseen, counts_as_page=False
-        )
+            else:
+                kept.append(file_id)  # an answer we cannot read decides nothing: the row stays
+        return sweep.done(records=upserts, tombstones=tombstones, seen=kept)
 
     def _count_changed_as_seen(self: DriveSync, drive_id: str | None, sweep: Sweep) -> None:
         """Before a reconcile: what changed while the listing ran is not "gone".

@@ -8,8 +8,10 @@
   deletions, label changes) are fetched again and their current state decides every row
   (``domain.gmail.decide_thread``), so a replayed page converges instead of double-applying.
   Each history page's rows and the cursor after it commit in one transaction.
-* **Cursor too old** (history.list 404): a full pull that records what it sees and tombstones
-  what it did not see (``not_seen_in_full_sync``).
+* **Cursor too old** (history.list 404), **label changed**: a full pull that records what it
+  sees, then looks up by id every thread of a live row it did not see (``sync.gmail_reconcile``):
+  the window of N threads is a view, and only a thread gone from the label or the mailbox is
+  tombstoned, with that reason. The mass-tombstone guard (``sync.guards``) weighs the result.
 
 Every call is paced under the per-user quota (``google.pacing.Pacer``); batched calls that fail
 inside a batch (the client retries no inner call) are re-queued with backoff.
@@ -29,6 +31,7 @@ from monolyth_pipelines.domain.gmail import (
     THREAD_METADATA_FIELDS,
     AttachmentRule,
     decide_thread,
+    find_label,
     parts_cut_off,
     to_message_record,
 )
@@ -40,6 +43,8 @@ from monolyth_pipelines.google.pacing import Pacer, QuotaGate
 from monolyth_pipelines.settings import GmailLimits
 from monolyth_pipelines.store import files, sync_state
 from monolyth_pipelines.sync.gmail_attachments import GmailAttachments
+from monolyth_pipelines.sync.gmail_reconcile import GmailReconcile
+from monolyth_pipelines.sync.guards import MassTombstoneGuard
 from monolyth_pipelines.sync.page_checks import page_list, required_token, with_ids
 from monolyth_pipelines.sync.paged import PagedSync
 from monolyth_pipelines.sync.pages import CursorAt, PageWrite, begin_sweep, empty_sweep_warning
@@ -70,7 +75,7 @@ _FULL_FORMAT_SCOPES = frozenset(
 )
 
 
-class GmailSync(GmailAttachments, PagedSync):
+class GmailSync(GmailReconcile, GmailAttachments, PagedSync):
     def __init__(self, run: SyncRun, pacer: Pacer | None = None) -> None:
         super().__init__(run)
         assert isinstance(run.limits, GmailLimits)
@@ -127,20 +132,13 @@ class GmailSync(GmailAttachments, PagedSync):
         return self._address
 
     def _label(self) -> str:
-        """The configured label's id. Names are matched exactly, then as ids (INBOX), then
-        case-insensitively, because Gmail treats label names case-insensitively."""
+        """The configured label's id (``domain.gmail.find_label``)."""
         if self._label_id is None:
             wanted = self.limits.label
             labels = self._call(
                 self.users.labels().list(userId="me", fields="labels(id,name)"), "labels.list"
             ).get("labels", [])
-            match = (
-                next((lab for lab in labels if lab.get("name") == wanted), None)
-                or next((lab for lab in labels if lab.get("id") == wanted), None)
-                or next(
-                    (lab for lab in labels if str(lab.get("name", "")).casefold() == wanted.casefold()), None
-                )
-            )
+            match = find_label(labels, wanted)
             if match is None:
                 raise SyncError(
                     ErrorCode.LABEL_NOT_FOUND,
@@ -153,13 +151,21 @@ class GmailSync(GmailAttachments, PagedSync):
     def pages(self) -> Iterator[PageWrite]:
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, CORPUS)
+        # Also on a resumed pull: a refused or dead label-change pull is still one.
+        label_changed = bool(self.limits.changed_settings(self.run.previous_settings))
+        previous_label = self.run.previous_settings.get("label")
+        why = (
+            f"the label change from {previous_label!r} to {self.limits.label!r}"
+            if label_changed
+            else "the reconcile of a full pull"
+        )
         if state is None or not state.cursor or state.sweep_in_progress:
             self.counters.mode = "full"
-            yield from self._full_pull(force_reconcile=False)
+            yield from self._full_pull(force_reconcile=False, why=why, label_changed=label_changed)
             return
-        if self.limits.changed_settings(self.run.previous_settings):
-            # The stored rows and cursor belong to another label: pull this one and reconcile.
-            previous_label = self.run.previous_settings.get("label")
+        if label_changed:
+            # The stored rows belong to another label: pull this one and reconcile. The cursor
+            # stays until the pull ends, so a refused pull leaves it where it was.
             self.counters.warnings.append(
                 f"label changed from {previous_label!r} to {self.limits.label!r}: full pull"
             )
@@ -169,12 +175,13 @@ class GmailSync(GmailAttachments, PagedSync):
             if (yield from self._incremental(state.cursor)):
                 return
             self.counters.mode = "full_after_invalid_cursor"
-        with self.run.fenced() as conn:
-            sync_state.drop_cursor(conn, self.account_id, CORPUS)
-        yield from self._full_pull(force_reconcile=True)
+            why = "the reconcile of the full pull after Gmail's history expired"
+            with self.run.fenced() as conn:
+                sync_state.drop_cursor(conn, self.account_id, CORPUS)
+        yield from self._full_pull(force_reconcile=True, why=why, label_changed=label_changed)
 
     # --- full pull ------------------------------------------------------------------------------
-    def _full_pull(self, *, force_reconcile: bool) -> Iterator[PageWrite]:
+    def _full_pull(self, *, force_reconcile: bool, why: str, label_changed: bool) -> Iterator[PageWrite]:
         with self.engine.connect() as conn:
             state = sync_state.get_state(conn, self.account_id, CORPUS)
             live_before = files.count_live(conn, self.account_id)
@@ -196,12 +203,14 @@ class GmailSync(GmailAttachments, PagedSync):
                 reconcile=force_reconcile or live_before > 0,
                 live_before=live_before,
                 seen_at_start=self.counters.seen,
+                guard=MassTombstoneGuard.of(self.limits),
             )
+        sweep.why = why
         calls = (self._thread_call(thread_id) for thread_id in self._list_threads(label_id))
         for answers in self._batcher("threads.get").run(calls):
             records, tombstones = self._threads([a.response for a in answers], label_id)
             yield sweep.page(records, tombstones)
-        yield sweep.done()
+        yield from self._reconcile(sweep, label_id, label_changed=label_changed)
         warning = empty_sweep_warning(
             sweep, self.counters.seen, f"full pull of label {self.limits.label!r}", "messages"
         )

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.records import FileRecord, Tombstone, TombstoneReason
-from monolyth_pipelines.store import files, sync_state
+from monolyth_pipelines.store import files, jobs, sync_state
 from monolyth_pipelines.sync.counters import SyncCounters
+from monolyth_pipelines.sync.guards import MassTombstoneGuard, check_mass_tombstone
 
 # Below this many live items a drop to zero is not alarming enough to shout about.
 LOUD_DROP_THRESHOLD = 100
@@ -70,6 +71,12 @@ class Sweep:
     resumed: bool = False
     scope: sa.ColumnElement[bool] | None = None  # the rows this corpus owns (reconcile, warnings)
     seen_at_start: int = 0
+    # The reconcile's limit: more than the guard's share of live rows waits for confirmation.
+    guard: MassTombstoneGuard | None = None
+    why: str = "the reconcile of a full listing"  # names the reconcile in a refusal
+    # Why rows still unseen at the end are gone: Gmail looks every unseen thread up first, so
+    # what is left there was deleted; Drive's generic reason stands where Google said nothing.
+    unseen_reason: TombstoneReason = TombstoneReason.NOT_SEEN_IN_FULL_SYNC
 
     def page(self, records: Sequence[FileRecord], tombstones: Sequence[Tombstone] = ()) -> PageWrite:
         """Rows this sweep stored. Only a reconciling sweep notes what it saw: the others
@@ -87,8 +94,22 @@ class Sweep:
         page.position = SweepPage(self.corpus, next_token)
         return page
 
-    def done(self) -> PageWrite:
-        return PageWrite(position=SweepDone(self), counts_as_page=False)
+    def done(
+        self,
+        records: Sequence[FileRecord] = (),
+        tombstones: Sequence[Tombstone] = (),
+        seen: Sequence[str] = (),
+    ) -> PageWrite:
+        """The end of the listing, with what a reconcile's lookups found (upserts, tombstones with
+        their reasons, ids that count as seen): one transaction, guarded as a whole."""
+        return PageWrite(
+            records=records,
+            tombstones=tombstones,
+            sweep_id=self.sweep_id if self.reconcile else None,
+            seen=[*seen, *(r.external_id for r in records)] if self.reconcile else (),
+            position=SweepDone(self),
+            counts_as_page=False,
+        )
 
 
 def begin_sweep(
@@ -101,13 +122,21 @@ def begin_sweep(
     live_before: int,
     scope: sa.ColumnElement[bool] | None = None,
     seen_at_start: int = 0,
+    guard: MassTombstoneGuard | None = None,
 ) -> Sweep:
     sweep_id = sync_state.begin_sweep(
         conn, account_id, corpus, sweep_cursor=start_cursor, reconcile=reconcile
     )
     assert sweep_id is not None
     return Sweep(
-        corpus, sweep_id, start_cursor, reconcile, live_before, scope=scope, seen_at_start=seen_at_start
+        corpus,
+        sweep_id,
+        start_cursor,
+        reconcile,
+        live_before,
+        scope=scope,
+        seen_at_start=seen_at_start,
+        guard=guard,
     )
 
 
@@ -121,12 +150,23 @@ def finish_sweep(
             conn,
             account_id,
             sweep.sweep_id,
-            TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value,
+            sweep.unseen_reason.value,
             scope=sweep.scope,
             job_id=job_id,
         )
     sync_state.finish_sweep(conn, account_id, sweep.corpus)
     return gone
+
+
+def guard_reconcile(conn: sa.Connection, account_id: uuid.UUID, sweep: Sweep) -> None:
+    """Before a reconcile tombstones anything: every live row in scope the sweep has not seen is
+    about to go (by a lookup's reason or as unseen). Too many of them refuses the run, and the
+    page's transaction rolls back: no tombstone, the sweep stays open, no cursor moves."""
+    if not sweep.reconcile or sweep.guard is None:
+        return
+    live = files.count_live(conn, account_id, sweep.scope)
+    would = files.count_unseen_live(conn, account_id, sweep.sweep_id, sweep.scope)
+    check_mass_tombstone(sweep.why, would, live, sweep.guard)
 
 
 def empty_sweep_warning(sweep: Sweep, seen_now: int, what: str, items: str) -> str | None:
@@ -147,21 +187,25 @@ def store_page(
     """Everything ``page`` holds, inside the caller's transaction (``SyncRun.commit_page``, which
     adds the job row's fence and heartbeat); what it wrote is added to ``counters``."""
     c = counters
+    # First, before any row lock: a purge of the account waits for this page, never the reverse.
+    jobs.share_account_pages(conn, account_id)
     if page.records:
         counts = files.upsert_files(conn, account_id, provider, page.records, job_id=job_id)
         c.inserted += counts.inserted
         c.updated += counts.updated
         c.unchanged += counts.unchanged
         c.restored += counts.restored
+    if page.sweep_id is not None:
+        files.record_sweep_seen(conn, account_id, page.sweep_id, page.seen)
+    position = page.position
+    if isinstance(position, SweepDone):
+        guard_reconcile(conn, account_id, position.sweep)
     if page.tombstones:
         c.tombstoned.update(files.tombstone_files(conn, account_id, list(page.tombstones), job_id=job_id))
     for drive_id in page.drives_removed:
         c.tombstoned[TombstoneReason.ACCESS_LOST.value] += files.tombstone_drive(
             conn, account_id, drive_id, TombstoneReason.ACCESS_LOST.value, job_id=job_id
         )
-    if page.sweep_id is not None:
-        files.record_sweep_seen(conn, account_id, page.sweep_id, page.seen)
-    position = page.position
     if isinstance(position, SweepPage):
         sync_state.save_sweep_page(conn, account_id, position.corpus, position.next_token)
     elif isinstance(position, CursorAt):
@@ -169,6 +213,6 @@ def store_page(
     elif isinstance(position, SweepDone):
         gone = finish_sweep(conn, account_id, position.sweep, job_id=job_id)
         if gone:
-            c.tombstoned[TombstoneReason.NOT_SEEN_IN_FULL_SYNC.value] += gone
+            c.tombstoned[position.sweep.unseen_reason.value] += gone
     if page.counts_as_page:
         c.pages += 1

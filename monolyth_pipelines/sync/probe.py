@@ -6,6 +6,11 @@ move with every corpus of the user), Gmail ``users.getProfile`` (the mailbox his
 shared drives on, one ``drives.list`` finds a shared drive never synced. Probes run in a bounded
 thread pool under one pacer (google/pacing.py), within a time budget; an account not probed in
 time, or whose probe failed, gets its run as before probes existed.
+
+A Drive push notification is probed too, before the receiver queues anything
+(``drive_notification_needs_run``): one ``changes.list`` page from the channel's saved token,
+judged against the account's limits, so a change to a file the run would drop anyway (type, size,
+trash) costs one request instead of a run.
 """
 
 from __future__ import annotations
@@ -29,12 +34,29 @@ from monolyth_pipelines.google.credentials import credentials_for_grant, token_j
 from monolyth_pipelines.google.errors import classify_exception
 from monolyth_pipelines.google.pacing import Pacer
 from monolyth_pipelines.settings import DriveLimits, FreshnessSettings, GoogleEndpoints
-from monolyth_pipelines.store import automation_queries, probe_queries
+from monolyth_pipelines.store import accounts, automation_queries, files, probe_queries, sync_state
 from monolyth_pipelines.store.probe_queries import ProbeCandidate
 from monolyth_pipelines.store.schema import AccountStatus, Provider
 
 MAIN_CORPUS = {Provider.GOOGLE_DRIVE.value: "drive", Provider.GMAIL.value: "gmail"}
 DRIVE_PROBE_FIELDS = "nextPageToken,newStartPageToken,changes(fileId)"
+# What the limits are judged on: the same fields the run classifies a change by.
+DRIVE_NOTIFICATION_FIELDS = (
+    "nextPageToken,newStartPageToken,"
+    "changes(changeType,removed,fileId,driveId,file(id,mimeType,size,trashed))"
+)
+# Changes read to judge a notification; a longer feed gets its run without more reading.
+DRIVE_NOTIFICATION_PAGE_SIZE = 100
+
+
+def _changes_args(corpus: str) -> dict[str, Any]:
+    drive_id = rules.shared_drive_id(corpus)
+    args: dict[str, Any] = {"supportsAllDrives": True}
+    return args | (
+        {"driveId": drive_id, "includeItemsFromAllDrives": True}
+        if drive_id
+        else {"includeItemsFromAllDrives": False}
+    )
 
 
 @dataclass
@@ -123,13 +145,7 @@ class Prober:
         for corpus in candidate.corpora:
             if corpus.corpus != "drive" and not self.include_shared_drives:
                 continue  # the run would not read it either
-            drive_id = rules.shared_drive_id(corpus.corpus)
-            args: dict[str, Any] = {"supportsAllDrives": True}
-            args |= (
-                {"driveId": drive_id, "includeItemsFromAllDrives": True}
-                if drive_id
-                else {"includeItemsFromAllDrives": False}
-            )
+            args = _changes_args(corpus.corpus)
             page = self._send(
                 drive.changes().list(
                     pageToken=corpus.cursor,
@@ -153,6 +169,61 @@ class Prober:
         assert state.cursor is not None
         profile = self._send(gmail.users().getProfile(userId="me", fields="historyId"), http)
         return rules.gmail_verdict(state.cursor, profile)
+
+
+def drive_notification_needs_run(
+    engine: sa.Engine,
+    account_id: uuid.UUID,
+    corpus: str,
+    *,
+    endpoints: GoogleEndpoints,
+    limits: DriveLimits,
+) -> bool:
+    """Does a Drive notification on ``corpus`` need a run? Any doubt (no cursor, a sweep under
+    way, tokens this process cannot open, a Google error) says yes, as without the probe."""
+    from monolyth_pipelines.store.token_crypto import TokenKeyError
+
+    try:
+        with engine.connect() as conn:
+            token_json = accounts.get_token_json(conn, account_id)
+            state = sync_state.get_state(conn, account_id, corpus)
+    except TokenKeyError:
+        return True
+    if not token_json or state is None or not state.cursor or state.sweep_in_progress:
+        return True
+    transport = CountingHttp(timeout=HTTP_TIMEOUT_SECONDS)
+    try:
+        credentials = credentials_for_grant(token_json, endpoints)
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=transport)
+        page = (
+            shared_api("drive", endpoints.drive_api_endpoint)
+            .changes()
+            .list(
+                pageToken=state.cursor,
+                pageSize=DRIVE_NOTIFICATION_PAGE_SIZE,
+                includeRemoved=True,
+                spaces="drive",
+                fields=DRIVE_NOTIFICATION_FIELDS,
+                **_changes_args(corpus),
+            )
+            .execute(http=http)
+        )
+        changes = page.get("changes") if isinstance(page.get("changes"), list) else []
+        ids = [str(c["fileId"]) for c in changes if isinstance(c, dict) and isinstance(c.get("fileId"), str)]
+        refreshed = token_json_after_refresh(token_json, credentials)
+        with engine.begin() as conn:
+            stored = files.stored_meta(conn, account_id, ids) if ids else {}
+            if refreshed is not None:
+                probe_queries.save_refreshed_tokens(
+                    conn, [(account_id, refreshed, token_json.get("refresh_token"))]
+                )
+    except Exception:  # the run reports errors properly
+        return True
+    finally:
+        for conn in transport.connections.values():
+            conn.close()
+    live = {file_id for file_id, (_meta, deleted_reason) in stored.items() if deleted_reason is None}
+    return rules.drive_notification_verdict(page, limits, live) != Verdict.IDLE
 
 
 def probe_candidates(

@@ -3,8 +3,14 @@
 
 The receiver (webhook/app.py) turns a notification into a pending job; polling with the change
 probe stays as the safety net at a lower cadence (MONOLYTH_PUSH_POLL_HOURS). A Drive channel's
-token is a random secret per channel of which only a hash is stored; Gmail's Pub/Sub push carries
-the deployment's shared secret (MONOLYTH_WEBHOOK_SECRET) in its endpoint URL.
+token is a random secret per channel of which only a hash is stored; Gmail's Pub/Sub push is
+authenticated by the subscription's OIDC token (and/or a shared secret in its endpoint URL). A
+Gmail watch asks for the synced label only (``labelIds`` + ``labelFilterBehavior: include``), so
+mail in other labels and read/unread flips push nothing.
+
+Google keeps one Gmail watch per mailbox: two accounts (two owners who connected the same
+Google user) share it, each with its own row here. ``users.stop`` ends it for both, so it is
+called only when no other connected account still watches that mailbox.
 """
 
 from __future__ import annotations
@@ -22,16 +28,18 @@ from typing import Any
 import google_auth_httplib2
 import sqlalchemy as sa
 
+from monolyth_pipelines.domain.gmail import find_label
 from monolyth_pipelines.domain.probe import shared_drive_id
-from monolyth_pipelines.errors import ErrorCode
+from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.clients import HTTP_TIMEOUT_SECONDS, CountingHttp, shared_api
 from monolyth_pipelines.google.credentials import credentials_for_grant, token_json_after_refresh
 from monolyth_pipelines.google.errors import classify_exception
-from monolyth_pipelines.settings import FreshnessSettings, GoogleEndpoints
+from monolyth_pipelines.settings import FreshnessSettings, GmailLimits, GoogleEndpoints
 from monolyth_pipelines.store import accounts, probe_queries, push_channels
 from monolyth_pipelines.store.push_channels import Channel, CorpusToWatch
 from monolyth_pipelines.store.schema import Provider
 from monolyth_pipelines.store.timeutil import utcnow
+from monolyth_pipelines.store.token_crypto import TokenKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +106,9 @@ def _watch(
     try:
         with engine.connect() as conn:
             clients, token_json = _clients(conn, target.account_id, endpoints)
+    except TokenKeyError:
+        # This account's grant cannot be opened here: count it, the other accounts go on.
+        return str(ErrorCode.TOKEN_KEY_UNAVAILABLE), None
     except ValueError:
         return str(ErrorCode.AUTH_REVOKED), None
     channel_id = str(uuid.uuid4())
@@ -105,7 +116,7 @@ def _watch(
         if provider == Provider.GMAIL.value:
             assert cfg.gmail_pubsub_topic, "MONOLYTH_GMAIL_PUBSUB_TOPIC is required for Gmail push"
             users = clients.gmail().users()
-            reply = users.watch(userId="me", body={"topicName": cfg.gmail_pubsub_topic}).execute(
+            reply = users.watch(userId="me", body=_gmail_watch_body(users, clients, cfg)).execute(
                 http=clients.http
             )
             address = users.getProfile(userId="me", fields="emailAddress").execute(http=clients.http)[
@@ -132,6 +143,20 @@ def _watch(
         clients.close()
     refreshed = token_json_after_refresh(token_json, clients.credentials)
     return error, (target.account_id, refreshed, token_json.get("refresh_token")) if refreshed else None
+
+
+def _gmail_watch_body(users: Any, clients: _Session, cfg: FreshnessSettings) -> dict[str, Any]:
+    """Only the synced label's changes: no push for other mail, nor for read/unread flips."""
+    wanted = GmailLimits.from_env().label
+    labels = users.labels().list(userId="me", fields="labels(id,name)").execute(http=clients.http)
+    label = find_label(labels.get("labels") or [], wanted)
+    if label is None:
+        raise SyncError(ErrorCode.LABEL_NOT_FOUND, "the Gmail label to watch does not exist in this mailbox")
+    return {
+        "topicName": cfg.gmail_pubsub_topic,
+        "labelIds": [str(label["id"])],
+        "labelFilterBehavior": "include",
+    }
 
 
 def _watch_drive(
@@ -192,6 +217,10 @@ def _watch_drive(
 
 
 def _stop_at_google(conn: sa.Connection, channel: Channel, endpoints: GoogleEndpoints) -> None:
+    if channel.provider == Provider.GMAIL.value and push_channels.mailbox_watched_by_others(
+        conn, channel, utcnow()
+    ):
+        return  # the mailbox's one watch serves another connected account too
     clients, _ = _clients(conn, channel.account_id, endpoints)
     try:
         if channel.provider == Provider.GMAIL.value:
@@ -221,6 +250,8 @@ def stop_channels(
         for channel in held:
             try:
                 _stop_at_google(conn, channel, endpoints)
+            except TokenKeyError:
+                logger.warning("could not stop channel %s: %s", channel.id, ErrorCode.TOKEN_KEY_UNAVAILABLE)
             except Exception as exc:
                 logger.warning("could not stop channel %s: %s", channel.id, classify_exception(exc).code)
     with engine.begin() as conn:
@@ -248,8 +279,8 @@ def maintain_channels(
     renew_before = now + timedelta(minutes=cfg.renew_before_minutes)
     refreshed: list[tuple[uuid.UUID, dict[str, Any], str | None]] = []
     for provider in providers:
-        if provider == Provider.GMAIL.value and not (cfg.gmail_pubsub_topic and cfg.webhook_secret):
-            continue  # Gmail push needs a topic and the shared secret
+        if provider == Provider.GMAIL.value and not (cfg.gmail_pubsub_topic and cfg.gmail_push_authenticated):
+            continue  # Gmail push needs a topic and a way to authenticate pushes
         with engine.connect() as conn:
             targets = push_channels.corpora_needing_channels(
                 conn, provider=provider, renew_before=renew_before, limit=MAX_REGISTRATIONS_PER_PASS
@@ -277,6 +308,8 @@ def maintain_channels(
                 continue
             try:
                 _stop_at_google(conn, channel, endpoints)
+            except TokenKeyError:
+                done.errors[str(ErrorCode.TOKEN_KEY_UNAVAILABLE)] += 1
             except Exception as exc:
                 code = classify_exception(exc).code
                 if code != ErrorCode.NOT_FOUND:

@@ -20,7 +20,7 @@ from monolyth_pipelines.accounts import reauth
 from monolyth_pipelines.errors import ErrorCode, SyncError
 from monolyth_pipelines.google.credentials import token_json_after_refresh
 from monolyth_pipelines.google.retry import Backoff, RetryEvent
-from monolyth_pipelines.store import accounts, events, jobs, vault
+from monolyth_pipelines.store import accounts, domains, events, jobs, vault
 from monolyth_pipelines.store.dialect import PageConnection, durable_commit
 from monolyth_pipelines.store.errors import JobBusyError, JobLostError
 from monolyth_pipelines.store.events import Event
@@ -30,6 +30,7 @@ from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.store.token_crypto import TokenKeyError
 from monolyth_pipelines.sync.closing import reap_job
 from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
+from monolyth_pipelines.sync.guards import MassTombstoneRefused
 from monolyth_pipelines.sync.pages import LOUD_DROP_THRESHOLD, PageWrite, store_page
 from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
 
@@ -62,9 +63,18 @@ class AccountContext:
     provider: str
     status: str
     token_json: dict[str, Any] | None
+    # The account's Google address (connect's identity probe), for what "outside" means.
+    email: str | None = None
 
     def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
         return f"AccountContext(id={self.id}, provider={self.provider}, status={self.status})"
+
+
+def _token_account(token_json: dict[str, Any] | None) -> str | None:
+    """The address an authorized-user JSON names (``account``), for accounts connected before
+    the identity probe stored one."""
+    account = (token_json or {}).get("account")
+    return account if isinstance(account, str) and "@" in account else None
 
 
 class AccountNotSyncable(SyncError):
@@ -180,6 +190,7 @@ class SyncRun:
                 provider=found.provider,
                 status=found.status,
                 token_json=token_json,
+                email=found.external_email or _token_account(token_json),
             )
             held = jobs.open_job(conn, ident.account_id, ident.kind)
             if self._reap_dead_holder(conn, held):
@@ -340,8 +351,11 @@ class SyncRun:
         """Record a failure. While Dagster will retry, the row stays running: not failed in between."""
         message = f"{error.code}: {error.message}"
         ident = self.identity
+        grant_domain = domains.domain_of_grant(self.account.token_json if self.account else None)
         if self.job is None:
             return  # no job was opened: nothing to close, no run to report
+        # A refused reconcile: the job row says how many rows it would have tombstoned.
+        refused = {"mass_tombstone_refused": error.meta()} if isinstance(error, MassTombstoneRefused) else {}
 
         def write(conn: sa.Connection) -> None:
             if will_retry:
@@ -350,12 +364,19 @@ class SyncRun:
                 )
                 return
             closed_now = jobs.finish_job(
-                conn, self.job_id, JobStatus.FAILED, meta=self.meta(), last_error=message, run_id=ident.run_id
+                conn,
+                self.job_id,
+                JobStatus.FAILED,
+                meta=self.meta(**refused),
+                last_error=message,
+                run_id=ident.run_id,
             )
             if not closed_now:
                 return  # closed already, or another run holds the job now: this run writes nothing more
             if reauth.needs_reauth(error):
                 accounts.mark_needs_reauth(conn, ident.account_id, reauth.reauth_message(error))
+            if grant_domain and reauth.domain_wide(error):  # the domain's key: all its accounts at once
+                domains.mark_needs_reauth(conn, uuid.UUID(str(grant_domain)), reauth.reauth_message(error))
             events.log_event(
                 conn,
                 Event.SYNC_FAILED,

@@ -26,6 +26,8 @@ def test_the_whole_connect_flow_stores_a_connected_account(oauth_world: OAuthWor
         code=got["code"],
         redirect_uri=REDIRECT_URI,
         code_verifier=got["code_verifier"],
+        state=got["state"],
+        expected_state=got["expected_state"],
     )
     assert (result.status, result.created, result.email) == ("connected", True, "ada@example.com")
     with oauth_world.engine.connect() as conn:
@@ -48,20 +50,28 @@ def test_pkce_is_checked_and_a_code_works_once(oauth_world: OAuthWorld) -> None:
     got = oauth_world.consent()
     kwargs = dict(provider="google_drive", owner_id=oauth_world.owner, redirect_uri=REDIRECT_URI)
     try:
-        connect.exchange_code(oauth_world.engine, code=got["code"], code_verifier="x" * 64, **kwargs)
+        connect.exchange_code(
+            oauth_world.engine,
+            code=got["code"],
+            code_verifier="x" * 64,
+            state=got["state"],
+            expected_state=got["expected_state"],
+            **kwargs,
+        )
     except oauth_flow.OAuthFlowError as exc:
         assert "invalid_grant" in str(exc)
     else:
         raise AssertionError("a wrong PKCE verifier was accepted")
     # The failed attempt used the code up, as Google does.
     got = oauth_world.consent()
+    states = dict(state=got["state"], expected_state=got["expected_state"])
     result = connect.exchange_code(
-        oauth_world.engine, code=got["code"], code_verifier=got["code_verifier"], **kwargs
+        oauth_world.engine, code=got["code"], code_verifier=got["code_verifier"], **states, **kwargs
     )
     assert result.status == "connected"
     try:
         connect.exchange_code(
-            oauth_world.engine, code=got["code"], code_verifier=got["code_verifier"], **kwargs
+            oauth_world.engine, code=got["code"], code_verifier=got["code_verifier"], **states, **kwargs
         )
     except oauth_flow.OAuthFlowError:
         pass
@@ -179,3 +189,22 @@ def test_rows_without_a_client_use_the_deployments_and_rows_with_one_keep_it() -
     old_row = {"refresh_token": "r", "client_id": "own", "client_secret": "own-secret"}
     kept = credentials_from_token_json(old_row, "t", deployment)
     assert (kept.client_id, kept.client_secret) == ("own", "own-secret")
+
+
+def test_a_redirect_without_the_state_or_with_another_is_refused(oauth_world: OAuthWorld) -> None:
+    import pytest
+
+    kwargs = dict(provider="google_drive", owner_id=oauth_world.owner, redirect_uri=REDIRECT_URI)
+    for state in (None, "", "someone-elses-state"):
+        got = oauth_world.consent()
+        with pytest.raises(oauth_flow.OAuthFlowError, match="state"):
+            connect.exchange_code(
+                oauth_world.engine,
+                code=got["code"],
+                code_verifier=got["code_verifier"],
+                state=state,
+                expected_state=got["expected_state"],
+                **kwargs,
+            )
+    with oauth_world.engine.connect() as conn:
+        assert accounts.list_accounts(conn) == []

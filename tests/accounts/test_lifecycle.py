@@ -124,6 +124,9 @@ def test_disconnect_revokes_the_grant_forgets_tokens_and_fails_pending_jobs(
         ).one()
         job = jobs.get_job(conn, pending) if pending else None
     assert stored == (None, "disconnected")
+    with oauth_world.engine.connect() as conn:  # SQL NULL, as the app's query finds it, not JSON null
+        nulls = conn.execute(sa.text("SELECT count(*) FROM connector_accounts WHERE token_json IS NULL"))
+        assert nulls.scalar_one() == 1
     assert job is not None and job.status == "failed" and "disconnected" in (job.last_error or "")
 
 
@@ -248,3 +251,18 @@ def test_disconnect_terminates_the_run_holding_its_job(oauth_world: OAuthWorld) 
     with oauth_world.engine.connect() as conn:
         job = jobs.get_job(conn, job_id)
     assert job is not None and job.status == "failed" and "disconnected" in (job.last_error or "")
+
+
+def test_disconnecting_drive_keeps_the_same_users_gmail_syncing(oauth_world: OAuthWorld) -> None:
+    from monolyth_pipelines.accounts.disconnect import disconnect
+
+    instance = local_instance()
+    drive = oauth_world.connect("google_drive")
+    gmail = oauth_world.connect("gmail")  # incremental: the same grant of ada to the client
+    result = disconnect(oauth_world.engine, drive.account_id)
+    assert not result.revoked and oauth_world.emulator.revocations() == []
+    run = materialize_account("gmail", gmail.account_id, instance=instance)
+    assert run.success
+    # The last account on the grant revokes it at Google.
+    assert disconnect(oauth_world.engine, gmail.account_id).revoked
+    assert [(r["email"], r["ok"]) for r in oauth_world.emulator.revocations()] == [("ada@example.com", True)]

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from monolyth_pipelines.emulator import GoogleEmulator
+from tests import grants
 from tests.connectors.harness import DriveHarness, connect_account
 
 DRIVE_FILES = 2500
@@ -29,6 +30,8 @@ def served(emulator: GoogleEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterato
     with emulator.serve() as base_url:
         monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
         monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
+        # Accounts connect through the deployment's OAuth client, as in production (tests/grants.py).
+        grants.use_deployment_client(emulator, monkeypatch)
         yield base_url
 
 
@@ -47,9 +50,9 @@ def make_drive(
     instance: dg.DagsterInstance,
     fast_retries: None,
 ) -> Callable[[int], DriveHarness]:
-    def make(files: int) -> DriveHarness:
+    def make(files: int, *, grant: str = grants.CONSENT) -> DriveHarness:
         account = emulator.add_account(f"user{len(emulator.accounts)}@example.com", drive_files=files)
-        account_id = connect_account(engine, account, served)
+        account_id = connect_account(engine, account, served, grant=grant)
         return DriveHarness(emulator, account, served, engine, fresh_db_url, instance, account_id)
 
     return make

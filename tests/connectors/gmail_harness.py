@@ -21,10 +21,10 @@ import pytest
 import sqlalchemy as sa
 
 from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
-from monolyth_pipelines.store import accounts, events, jobs
-from monolyth_pipelines.store.events import Event
+from monolyth_pipelines.store import events, jobs
 from monolyth_pipelines.store.schema import vault_documents
-from tests.connectors.harness import AccountHarness
+from tests import grants
+from tests.connectors.harness import AccountHarness, connect_account
 
 HIDDEN = {"TRASH", "SPAM"}
 
@@ -60,17 +60,11 @@ class GmailHarness(AccountHarness):
             return events.events_for(conn, account_id=self.account_id)
 
 
-def connect_gmail_account(engine: sa.Engine, account: EmulatedAccount, base_url: str) -> uuid.UUID:
-    """What ``accounts add --provider gmail`` does: the row and the connected event."""
-    info = account.authorized_user_info(token_uri=f"{base_url}/token")
-    with engine.begin() as conn:
-        account_id = accounts.create_account(conn, owner_id=uuid.uuid4(), provider="gmail", token_json=info)
-        events.log_event(
-            conn,
-            Event.ACCOUNT_CONNECTED,
-            {"provider": "gmail", "account_id": account_id, "scopes": list(info.get("scopes", []))},
-        )
-    return account_id
+def connect_gmail_account(
+    engine: sa.Engine, account: EmulatedAccount, base_url: str | None = None, *, grant: str = grants.CONSENT
+) -> uuid.UUID:
+    """What ``accounts connect --provider gmail`` does (``grant``: see tests/grants.py)."""
+    return connect_account(engine, account, base_url, provider="gmail", grant=grant)
 
 
 @pytest.fixture
@@ -91,11 +85,13 @@ def make_gmail(
     instance: dg.DagsterInstance,
     gmail_env: None,
 ) -> Iterator[Callable[..., GmailHarness]]:
-    def make(threads: int, **account_options: Any) -> GmailHarness:
+    def make(threads: int, *, grant: str = grants.CONSENT, **account_options: Any) -> GmailHarness:
+        """``account_options`` go to ``emulator.add_account``; a grant of other scopes than the
+        consent flow asks for (``scopes=``) needs ``grant=grants.EMULATOR_FILE``."""
         account = emulator.add_account(
             f"mail{len(emulator.accounts)}@example.com", gmail_threads=threads, **account_options
         )
-        account_id = connect_gmail_account(engine, account, served)
+        account_id = connect_gmail_account(engine, account, served, grant=grant)
         return GmailHarness(emulator, account, served, engine, fresh_db_url, instance, account_id)
 
     yield make

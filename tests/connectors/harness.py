@@ -13,9 +13,9 @@ from monolyth_pipelines.defs.local_run import materialize_account
 from monolyth_pipelines.domain.timestamps import parse_rfc3339
 from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.settings import DriveLimits
-from monolyth_pipelines.store import accounts, events, jobs
-from monolyth_pipelines.store.events import Event
+from monolyth_pipelines.store import jobs
 from monolyth_pipelines.store.schema import connector_files, connector_sync_state
+from tests import grants
 
 
 @dataclass
@@ -81,19 +81,17 @@ class DriveHarness(AccountHarness):
         return self.materialize(run_config)
 
 
-def connect_account(engine: sa.Engine, account: EmulatedAccount, base_url: str) -> uuid.UUID:
-    """What ``accounts add`` does: the row and the connected event."""
-    info = account.authorized_user_info(token_uri=f"{base_url}/token")
-    with engine.begin() as conn:
-        account_id = accounts.create_account(
-            conn, owner_id=uuid.uuid4(), provider="google_drive", token_json=info
-        )
-        events.log_event(
-            conn,
-            Event.ACCOUNT_CONNECTED,
-            {"provider": "google_drive", "account_id": account_id, "scopes": list(info.get("scopes", []))},
-        )
-    return account_id
+def connect_account(
+    engine: sa.Engine,
+    account: EmulatedAccount,
+    base_url: str | None = None,
+    *,
+    provider: str = "google_drive",
+    grant: str = grants.CONSENT,
+) -> uuid.UUID:
+    """What ``accounts connect`` does, with the deployment's client (``grant``: see tests/grants.py).
+    ``base_url`` is the served emulator's (kept for callers that pass it; the emulator knows it)."""
+    return grants.connect(engine, account._emulator, account.email, provider, grant=grant)
 
 
 def expected_rows(drive_files: list[dict[str, Any]], limits: DriveLimits) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from monolyth_pipelines.settings import DriveLimits
 from monolyth_pipelines.store import accounts, events
 from monolyth_pipelines.store.schema import activity_log, connector_files, connector_jobs
 from tests.connectors.harness import DriveHarness, comparable, expected_rows
+from tests.grants import client_secrets_of
 
 
 def test_one_call_in_five_failing_still_gives_the_clean_table(
@@ -74,7 +75,8 @@ def test_a_revoked_grant_marks_the_account_and_leaks_no_secret(
     with drive.engine.connect() as conn:
         token_json = accounts.get_token_json(conn, drive.account_id)
     assert token_json
-    secrets = [token_json["token"], token_json["refresh_token"], token_json["client_secret"]]
+    secrets = [token_json["token"], token_json["refresh_token"], *client_secrets_of(token_json)]
+    assert len(secrets) == 3
     drive.emulator.revoke(drive.account)
 
     result, job = drive.sync()

@@ -142,6 +142,13 @@ def test_every_drive_method_conforms(served: Served) -> None:
         seen |= conforms(DRIVE, "drive.changes.list", changes)
         assert len(changes["changes"]) == 4
     seen |= conforms(DRIVE, "drive.drives.list", drive.drives().list().execute())
+    in_drive = next(f["id"] for f in everything["files"] if "driveId" in f and f["id"] != shared)
+    seen |= conforms(
+        DRIVE,
+        "drive.permissions.list",
+        drive.permissions().list(fileId=in_drive, supportsAllDrives=True, fields="*").execute(),
+    )
+    seen |= conforms(DRIVE, "drive.permissions.list", drive.permissions().list(fileId=ids[0]).execute())
     seen |= conforms(DRIVE, "drive.about.get", drive.about().get(fields="*").execute())
     channel = (
         drive.changes()

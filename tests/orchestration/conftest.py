@@ -7,6 +7,7 @@ and dropped here), so every must-show runs on both storages without a 2x2 matrix
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,18 @@ DAGSTER_PG_DRIVER = "postgresql+psycopg2"
 def project_concurrency() -> dict[str, Any]:
     """The run-queue limits of the project's dagster.yaml, so the tests use the shipped ones."""
     return yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]
+
+
+def project_pool_limits() -> dict[str, int]:
+    """The pool limits `make dev` sets on the local instance (`dagster instance concurrency set`)."""
+    found = re.findall(r"dagster instance concurrency set (\S+) (\d+)", (REPO / "Makefile").read_text())
+    return {pool: int(limit) for pool, limit in found}
+
+
+def set_project_pool_limits(instance: dg.DagsterInstance) -> None:
+    """What `dagster instance concurrency set` does (dagster/_cli/instance.py), for each pool."""
+    for pool, limit in project_pool_limits().items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_ite
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster._daemon.sensor import execute_sensor_iteration
 
-from tests.orchestration.conftest import REPO, project_concurrency
+from tests.orchestration.conftest import REPO, project_concurrency, set_project_pool_limits
 from tests.orchestration.launcher import TestRunLauncher
 
 LOG = logging.getLogger("tests.orchestration.daemon")
@@ -111,8 +111,13 @@ class Deployment:
 
 @contextmanager
 def deployment(
-    dagster_pg_url: str | None, mode: str, module: str = "monolyth_pipelines.definitions"
+    dagster_pg_url: str | None,
+    mode: str,
+    module: str = "monolyth_pipelines.definitions",
+    *,
+    pool_limits: bool = True,
 ) -> Iterator[Deployment]:
+    """``pool_limits``: set each provider's pool limit as `make dev` does (else the default)."""
     overrides: dict[str, Any] = {
         "run_launcher": {
             "module": "tests.orchestration.launcher",
@@ -137,4 +142,6 @@ def deployment(
         dg.instance_for_test(overrides=overrides) as instance,
         create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace,
     ):
+        if pool_limits:
+            set_project_pool_limits(instance)
         yield Deployment(instance, workspace)

@@ -16,8 +16,9 @@ from monolyth_pipelines.defs.partitions import TAG_JOB_ID, TAG_PROVIDER
 from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.store import jobs
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus, connector_files, connector_jobs
+from tests import grants
 from tests.orchestration.deployment import Deployment, deployment
-from tests.orchestration.helpers import all_jobs, connect_account, events_of, get_job, sync_now
+from tests.orchestration.helpers import all_jobs, events_of, get_job, sync_now
 
 SUPPORTED_SHARE = 0.6  # roughly: the emulator's corpus is ~60% Docs/Sheets/Slides/PDFs
 
@@ -30,8 +31,11 @@ class Google:
     def account(self, email: str, files: int) -> EmulatedAccount:
         return self.emu.add_account(email, drive_files=files)
 
-    def token_json(self, account: EmulatedAccount) -> dict:
-        return account.authorized_user_info(token_uri=f"{self.base_url}/token")
+    def connect(
+        self, engine: sa.Engine, account: EmulatedAccount, provider: str = "google_drive"
+    ) -> uuid.UUID:
+        """Through the consent flow of the deployment's OAuth client, as production connects."""
+        return grants.connect(engine, self.emu, account.email, provider)
 
 
 @pytest.fixture
@@ -40,6 +44,7 @@ def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[Google]:
     with emu.serve() as base_url:
         monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
         monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
+        grants.use_deployment_client(emu, monkeypatch)
         yield Google(emu, base_url)
 
 
@@ -94,7 +99,7 @@ def test_connect_then_sync_now_runs_exactly_once_and_completes(
 ) -> None:
     engine = app_env
     person = google.account("ada@example.com", files=60)
-    account = connect_account(engine, token_json=google.token_json(person))
+    account = google.connect(engine, person)
 
     # Connecting: the partition appears and the first sync is requested and queued, once.
     inline.tick(2)
@@ -153,7 +158,7 @@ def test_one_run_per_account_at_a_time_in_the_run_queue(
     # files.list answers slowly for this account, so its run is still going at the next dequeue
     # (with room for a loaded machine, where two sensor ticks can take several seconds).
     google.emu.faults.latency(15.0, endpoint="drive.files.list", account=slow.email)
-    busy = connect_account(engine, token_json=google.token_json(slow))
+    busy = google.connect(engine, slow)
     workers.tick(2)
     [first] = workers.runs()
     assert workers.dequeue() == [first.run_id]
@@ -183,7 +188,7 @@ def test_one_run_per_account_at_a_time_in_the_run_queue(
         op_selection=None,
         asset_graph=workers.workspace.create_request_context().asset_graph,
     )
-    other_account = connect_account(engine, token_json=google.token_json(other))
+    other_account = google.connect(engine, other)
     workers.tick(2)
     [other_run] = workers.runs(**{TAG_JOB_ID: str(all_jobs(engine, other_account)[0].id)})
 
@@ -211,7 +216,7 @@ def test_a_killed_run_is_marked_failed_and_the_next_run_completes_without_loss(
     engine = app_env
     person = google.account("kill@example.com", files=4000)  # ~2,400 supported: three 1,000-item pages
     google.emu.faults.latency(1.0, endpoint="drive.files.list", account=person.email)
-    account = connect_account(engine, token_json=google.token_json(person))
+    account = google.connect(engine, person)
     workers.tick(2)
     [doomed] = workers.runs()
     workers.dequeue()
@@ -252,7 +257,7 @@ def test_a_killed_run_is_marked_failed_and_the_next_run_completes_without_loss(
     assert done.meta_json["counters"]["inserted"] == file_rows(engine, account) - partial
 
     # No loss, no duplicates: the same Google account synced cleanly into a second account row.
-    twin = connect_account(engine, token_json=google.token_json(person))
+    twin = google.connect(engine, person)
     workers.tick(2)
     [clean] = workers.runs(**{"dagster/partition": str(twin)})
     workers.dequeue()
@@ -270,7 +275,7 @@ def test_a_transient_failure_is_retried_and_the_job_completes_with_two_attempts(
     person = google.account("flaky@example.com", files=30)
     # Both in-call attempts of the first files.list answer 500: attempt 1 of the step gives up.
     outage = google.emu.faults.script("drive.files.list", calls=[1, 2], status=500)
-    account = connect_account(engine, token_json=google.token_json(person))
+    account = google.connect(engine, person)
 
     # Every write to connector_jobs, to prove the row never passed through failed.
     statuses: list[str] = []
@@ -311,7 +316,7 @@ def test_an_auth_failure_is_not_retried_and_stops_scheduling(
 ) -> None:
     engine = app_env
     person = google.account("revoked@example.com", files=20)
-    account = connect_account(engine, token_json=google.token_json(person))
+    account = google.connect(engine, person)
     google.emu.revoke(person)
     inline.tick(2)
     [run] = inline.runs()
@@ -352,7 +357,7 @@ def test_gmail_behind_its_flag_runs_through_the_same_pathway(
     engine = app_env
     monkeypatch.setenv("MONOLYTH_FEATURE_FLAGS", "int_gmail")
     person = google.emu.add_account("mail@example.com", gmail_threads=20)
-    account = connect_account(engine, provider="gmail", token_json=google.token_json(person))
+    account = google.connect(engine, person, "gmail")
     with deployment(dagster_pg_url, mode="inline", module="tests.orchestration.gmail_location") as dep:
         dep.tick(2)
         assert dep.instance.get_dynamic_partitions("gmail_accounts") == [str(account)]

@@ -15,8 +15,9 @@ from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.emulator import GoogleEmulator
 from monolyth_pipelines.store import probe_queries
 from monolyth_pipelines.store.schema import JobStatus, connector_files
+from tests import grants
 from tests.orchestration.deployment import Deployment, deployment
-from tests.orchestration.helpers import all_jobs, connect_account, now, set_job
+from tests.orchestration.helpers import all_jobs, now, set_job
 
 PDF = "application/pdf"
 
@@ -27,6 +28,7 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleEmulator, str]]
     with emulator.serve() as base_url:
         monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
         monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
+        grants.use_deployment_client(emulator, monkeypatch)
         yield emulator, base_url
 
 
@@ -47,8 +49,8 @@ def inline(dagster_pg_url: str | None, app_env: sa.Engine) -> Iterator[Deploymen
 def connect(
     engine: sa.Engine, emulator: GoogleEmulator, base_url: str, email: str, files: int = 5
 ) -> uuid.UUID:
-    person = emulator.add_account(email, drive_files=files)
-    return connect_account(engine, token_json=person.authorized_user_info(token_uri=f"{base_url}/token"))
+    emulator.add_account(email, drive_files=files)
+    return grants.connect(engine, emulator, email)
 
 
 def first_syncs(dep: Deployment, engine: sa.Engine, *accounts: uuid.UUID) -> None:
@@ -129,14 +131,12 @@ def test_the_probe_covers_gmail_and_runs_an_account_it_cannot_ask(
     from monolyth_pipelines.store import sync_state
     from monolyth_pipelines.sync import probe
 
-    emulator, base_url = emu
+    emulator, _ = emu
     engine = app_env
     mailboxes = {}
     for email in ("quiet@example.com", "busy@example.com", "revoked@example.com"):
-        person = emulator.add_account(email, gmail_threads=2)
-        account = connect_account(
-            engine, "gmail", token_json=person.authorized_user_info(token_uri=f"{base_url}/token")
-        )
+        emulator.add_account(email, gmail_threads=2)
+        account = grants.connect(engine, emulator, email, "gmail")
         with engine.begin() as conn:
             sync_state.advance_cursor(conn, account, "gmail", str(emulator.gmail(email).history_id))
         mailboxes[email] = account

@@ -4,145 +4,34 @@ expired channels are refused; channels are renewed and stopped on disconnect."""
 
 from __future__ import annotations
 
-import base64
-import json
-import socket
-import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from monolyth_pipelines.cli import main as cli_main
-from monolyth_pipelines.defs.push import PUSH_CHANNELS_INTERVAL_SECONDS
 from monolyth_pipelines.emulator import GoogleEmulator
 from monolyth_pipelines.store import jobs, push_channels, sync_state
 from monolyth_pipelines.store.schema import JobStatus, connector_files, connector_push_channels
 from monolyth_pipelines.sync import push
-from monolyth_pipelines.webhook.app import create_app
-from tests.orchestration.deployment import Deployment, deployment
+from tests.orchestration.deployment import Deployment
 from tests.orchestration.helpers import all_jobs, connect_account, now
+from tests.orchestration.push_harness import (
+    PDF,
+    PUSH_SA,
+    SECRET,
+    TOPIC,
+    Receiver,
+    bearer,
+    channels,
+    connected,
+    drive_headers,
+    pubsub_body,
+    synced_with_channel,
+    wait_for,
+)
 
-PDF = "application/pdf"
-SECRET = "pubsub-shared-secret"
-TOPIC = "projects/monolyth-test/topics/gmail"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Receiver:
-    url: str
-
-    def post(self, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> int:
-        request = urllib.request.Request(self.url + path, data=body, headers=headers or {}, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GoogleEmulator]:
-    emulator = GoogleEmulator(seed=15)
-    with emulator.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        yield emulator
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch, fresh_db_url: str, engine: sa.Engine) -> Iterator[Receiver]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
-    monkeypatch.setenv("MONOLYTH_WEBHOOK_URL", url)
-    monkeypatch.setenv("MONOLYTH_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("MONOLYTH_GMAIL_PUBSUB_TOPIC", TOPIC)
-    monkeypatch.setenv("MONOLYTH_WEBHOOK_MAX_BODY_BYTES", "4096")
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the receiver did not start"
-        time.sleep(0.02)
-    try:
-        yield Receiver(url)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-@pytest.fixture
-def inline(dagster_pg_url: str | None, receiver: Receiver) -> Iterator[Deployment]:
-    with deployment(dagster_pg_url, mode="inline") as dep:
-        yield dep
-
-
-def wait_for(predicate, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def connected(
-    engine: sa.Engine, emulator: GoogleEmulator, email: str, provider: str = "google_drive"
-) -> uuid.UUID:
-    person = emulator.add_account(email, drive_files=4, gmail_threads=3 if provider == "gmail" else 0)
-    token = person.authorized_user_info(token_uri=f"{emulator.base_url}/token")
-    return connect_account(engine, provider, token_json=token)
-
-
-def channels(engine: sa.Engine, account: uuid.UUID) -> list[push_channels.Channel]:
-    with engine.connect() as conn:
-        return push_channels.channels_of(conn, account)
-
-
-def synced_with_channel(
-    dep: Deployment, engine: sa.Engine, emulator: GoogleEmulator, email: str, *, via_sensor: bool = False
-) -> uuid.UUID:
-    """Connected, first sync done, and a live channel on its corpus."""
-    account = connected(engine, emulator, email)
-    dep.tick(2)
-    dep.dequeue()
-    assert [j.status for j in all_jobs(engine, account)] == [JobStatus.COMPLETED]
-    if via_sensor:
-        # The push sensor, ticking with the others, registers it once its interval has passed.
-        dep.tick(PUSH_CHANNELS_INTERVAL_SECONDS // 61 + 1)
-    else:
-        push.maintain_channels(engine, ["google_drive"])
-    [channel] = channels(engine, account)
-    assert channel.corpus == "drive"
-    wait_for(
-        lambda: any(d.state == "sync" and d.status == 204 for d in emulator.push.deliveries), "sync message"
-    )
-    return account
-
-
-def drive_headers(emulator: GoogleEmulator, channel_id: str, **override: str) -> dict[str, str]:
-    live = emulator.push.channels[channel_id]
-    headers = {
-        "X-Goog-Channel-ID": live.id,
-        "X-Goog-Channel-Token": live.token or "",
-        "X-Goog-Resource-State": "change",
-        "X-Goog-Resource-ID": live.resource_id,
-        "X-Goog-Message-Number": "7",
-    }
-    return headers | override
+pytest_plugins = ["tests.orchestration.push_harness"]  # the emu, receiver and inline fixtures
 
 
 def test_a_notification_arriving_three_times_gives_one_job_and_one_run(
@@ -197,12 +86,10 @@ def test_forged_expired_and_oversized_notifications_are_refused_and_create_nothi
     del headers["X-Goog-Channel-Token"]
     assert post("/webhooks/drive", headers=headers) == 403
     assert post("/webhooks/drive", b"x" * 5000, drive_headers(emu, channel.id)) == 413
-    # Gmail pushes without the shared secret, or with a wrong one.
-    pubsub = json.dumps(
-        {"message": {"data": base64.b64encode(b'{"emailAddress":"bob@example.com","historyId":9}').decode()}}
-    ).encode()
+    # Gmail pushes without a push token, or with a shared secret the receiver does not take for one.
+    pubsub = pubsub_body("bob@example.com", 9)
     assert post("/webhooks/gmail", pubsub, {"Content-Type": "application/json"}) == 403
-    assert post("/webhooks/gmail?token=wrong", pubsub, {"Content-Type": "application/json"}) == 403
+    assert post(f"/webhooks/gmail?token={SECRET}", pubsub, {"Content-Type": "application/json"}) == 403
 
     # Expired: the right token, but past the channel's expiration.
     with engine.begin() as conn:
@@ -254,17 +141,17 @@ def test_gmail_pubsub_pushes_queue_one_job_and_repeats_or_old_history_queue_noth
     box = emu.gmail("dee@example.com")
     with engine.begin() as conn:
         sync_state.advance_cursor(conn, account, "gmail", str(box.history_id))
-    emu.push.subscribe(TOPIC, f"{receiver.url}/webhooks/gmail?token={SECRET}")
+    emu.push.subscribe(TOPIC, f"{receiver.url}/webhooks/gmail", service_account=PUSH_SA)
     done = push.maintain_channels(engine, ["gmail"])
     assert dict(done.registered) == {"gmail": 1}
     [channel] = channels(engine, account)
     assert (channel.resource_id, channel.token_hash) == ("dee@example.com", None)
 
-    # New mail: Gmail publishes, Pub/Sub pushes to the receiver, which queues one job.
-    box.deliver(subject="contract v2")
-    wait_for(lambda: any(d.kind == "gmail" and d.status == 200 for d in emu.push.deliveries), "push")
-    box.deliver(subject="contract v3")
-    wait_for(lambda: sum(d.kind == "gmail" and d.status == 200 for d in emu.push.deliveries) >= 2, "push")
+    # New mail in the label: Gmail publishes, Pub/Sub pushes to the receiver, which queues one job.
+    box.deliver(subject="contract v2", labels=("INBOX", "Contracts"))
+    wait_for(lambda: any(d.kind == "gmail" and d.status == 204 for d in emu.push.deliveries), "push")
+    box.deliver(subject="contract v3", labels=("INBOX", "Contracts"))
+    wait_for(lambda: sum(d.kind == "gmail" and d.status == 204 for d in emu.push.deliveries) >= 2, "push")
     pending = [j for j in all_jobs(engine, account) if j.status == JobStatus.PENDING]
     assert [(j.kind, j.meta_json) for j in pending] == [("gmail_import", {"requested_by": "push"})]
 
@@ -272,9 +159,8 @@ def test_gmail_pubsub_pushes_queue_one_job_and_repeats_or_old_history_queue_noth
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM connector_jobs"))
         sync_state.advance_cursor(conn, account, "gmail", str(box.history_id))
-    data = base64.b64encode(json.dumps({"emailAddress": "dee@example.com", "historyId": 5}).encode())
-    body = json.dumps({"message": {"data": data.decode(), "messageId": "1"}}).encode()
-    assert receiver.post(f"/webhooks/gmail?token={SECRET}", body, {"Content-Type": "application/json"}) == 200
+    token = emu.push.oidc.token(audience=receiver.gmail_audience, email=PUSH_SA)
+    assert receiver.post("/webhooks/gmail", pubsub_body("dee@example.com", 5), bearer(token)) == 204
     assert all_jobs(engine, account) == []
 
     # Disconnecting stops the watch at Google.
@@ -311,6 +197,7 @@ def test_a_notification_during_a_running_sync_gets_one_more_run_after_it(
         "X-Goog-Channel-Token": "s3cret-token",
         "X-Goog-Resource-State": "change",
         "X-Goog-Resource-ID": "res-1",
+        "X-Goog-Message-Number": "2",
     }
     assert receiver.post("/webhooks/drive", headers=headers) == 200  # joins the running job
     assert len(all_jobs(engine, account)) == 1

@@ -80,6 +80,7 @@ def test_defaults_are_valid_and_a_run_override_is_named_by_its_config_path() -> 
         ({"MONOLYTH_RETRY_MAX_ATTEMPTS": "0"}, "MONOLYTH_RETRY_MAX_ATTEMPTS: must be at least 1"),
         ({"MONOLYTH_RETRY_BASE_SECONDS": "-1"}, "MONOLYTH_RETRY_BASE_SECONDS: must be at least 0"),
         ({"MONOLYTH_RETRY_CAP_SECONDS": "0.5"}, "MONOLYTH_RETRY_CAP_SECONDS: must be at least 1"),
+        ({"MONOLYTH_STEP_RETRY_CAP_SECONDS": "5"}, "MONOLYTH_STEP_RETRY_CAP_SECONDS: must be at least 10"),
         ({"MONOLYTH_STALE_JOB_SECONDS": "0"}, "MONOLYTH_STALE_JOB_SECONDS: must be greater than 0"),
         ({"MONOLYTH_GOOGLE_API_ENDPOINT": "localhost:8765"}, "MONOLYTH_GOOGLE_API_ENDPOINT: must be an http"),
         ({"MONOLYTH_GOOGLE_TOKEN_URI": "ftp://x/token"}, "MONOLYTH_GOOGLE_TOKEN_URI: must be an http"),
