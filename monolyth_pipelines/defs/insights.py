@@ -52,7 +52,7 @@ DESCRIPTIONS = {
 }
 
 
-def _preview(frame: "pd.DataFrame") -> dg.TableMetadataValue:
+def preview_table(frame: "pd.DataFrame") -> dg.TableMetadataValue:
     import pandas as pd
 
     head = frame.head(PREVIEW_ROWS)
@@ -101,7 +101,7 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
                 "as_of": built.as_of.isoformat(),
                 # When the build read its inputs: the refresh sensor compares changes with this.
                 BUILT_AT: built.built_at.isoformat(),
-                "preview": _preview(frame),
+                "preview": preview_table(frame),
             }
             if key == RUNS_KEY:
                 metadata["runs_last_30_days"] = dg.MetadataValue.md(
@@ -112,7 +112,7 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
     return insights_daily
 
 
-def _result(outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
+def check_result(outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=outcome.passed,
         description=outcome.description,
@@ -127,7 +127,7 @@ warnings.filterwarnings(
 )
 
 
-def _day(context: dg.AssetCheckExecutionContext) -> date:
+def check_day(context: dg.AssetCheckExecutionContext) -> date:
     return date.fromisoformat(context.op_execution_context.partition_key)
 
 
@@ -138,7 +138,7 @@ def runs_match_connector_jobs(
     context: dg.AssetCheckExecutionContext, db: DatabaseResource
 ) -> dg.AssetCheckResult:
     with db.engine.connect() as conn:
-        return _result(checks.runs_match_jobs(conn, _day(context)))
+        return check_result(checks.runs_match_jobs(conn, check_day(context)))
 
 
 @dg.asset_check(
@@ -150,7 +150,7 @@ def live_items_match_connector_files(
     context: dg.AssetCheckExecutionContext, db: DatabaseResource
 ) -> dg.AssetCheckResult:
     with db.engine.connect() as conn:
-        return _result(checks.live_items_match_files(conn, _day(context), datetime.now(UTC).date()))
+        return check_result(checks.live_items_match_files(conn, check_day(context), datetime.now(UTC).date()))
 
 
 def _no_negative_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
@@ -164,7 +164,7 @@ def _no_negative_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, db: DatabaseResource
     ) -> dg.AssetCheckResult:
         with db.engine.connect() as conn:
-            return _result(checks.no_negative_counts(conn, TABLE_BY_KEY[key], _day(context)))
+            return check_result(checks.no_negative_counts(conn, TABLE_BY_KEY[key], check_day(context)))
 
     return no_negative_counts
 

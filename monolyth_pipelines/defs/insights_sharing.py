@@ -5,33 +5,19 @@ No `from __future__ import annotations` here: Dagster reads the annotations at r
 """
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 import dagster as dg
 
+from monolyth_pipelines.defs.insights import check_day, check_result, preview_table
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store.schema import insights_sharing_daily
 
-PREVIEW_ROWS = 10
 SHARING_KEY = dg.AssetKey(insights_sharing_daily.name)
 DESCRIPTION = (
     "Per day (UTC) and Drive account: live documents by visibility class at the day's end "
     "(private, shared_internal, domain, shared_external, anyone_with_link, public, unclassified), "
     "documents newly shared externally / publicly and un-shared that day."
 )
-
-
-# frame: a pandas DataFrame. pandas is imported only where a day is built, so a sync's process
-# never loads it (test_definitions checks).
-def _preview(frame: Any) -> dg.TableMetadataValue:
-    head = frame.head(PREVIEW_ROWS).drop(columns=["built_at"])
-    return dg.MetadataValue.table(
-        records=[
-            dg.TableRecord({c: str(v) for c, v in zip(head.columns, row, strict=True)})
-            for row in head.itertuples(index=False, name=None)
-        ],
-        schema=dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in head.columns]),
-    )
 
 
 def build_sharing_asset(
@@ -56,7 +42,7 @@ def build_sharing_asset(
             metadata={
                 "day": day.isoformat(),
                 "dagster/row_count": len(frame),
-                "preview": _preview(frame),
+                "preview": preview_table(frame),
             }
         )
 
@@ -74,15 +60,7 @@ def build_sharing_check(partitions: dg.PartitionsDefinition) -> dg.AssetChecksDe
     ) -> dg.AssetCheckResult:
         from monolyth_pipelines.insights import sharing
 
-        day = date.fromisoformat(context.op_execution_context.partition_key)
         with db.engine.connect() as conn:
-            outcome = sharing.classes_add_up(conn, day, datetime.now(UTC).date())
-        return dg.AssetCheckResult(
-            passed=outcome.passed,
-            description=outcome.description,
-            metadata={"mismatches": dg.MetadataValue.json(outcome.mismatches[:20])}
-            if outcome.mismatches
-            else {},
-        )
+            return check_result(sharing.classes_add_up(conn, check_day(context), datetime.now(UTC).date()))
 
     return sharing_classes_add_up

@@ -9,6 +9,7 @@ day costs the same whether 30 or 900 days of history are kept.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -119,50 +120,81 @@ def live_change_since(conn: sa.Connection, since: datetime) -> pd.DataFrame:
     size of its first size change since, else its current size. Set-based: old days read many
     events, so they are reduced here, never carried into Python.
     """
-    f, e = connector_files, connector_file_events
-    key = (e.c.account_id, e.c.external_id)
-    window = sa.func.row_number().over(partition_by=key, order_by=e.c.id)
-    first = (
-        sa.select(*key, e.c.event, window.label("n")).where(e.c.observed_at >= since).subquery("first_event")
-    )
+    e = connector_file_events
     old_size = e.c.changes[("size", "old")].as_integer()
     new_size = e.c.changes[("size", "new")].as_integer()
-    sized = (
-        sa.select(*key, old_size.label("old_size"), window.label("n"))
-        .where(e.c.observed_at >= since, sa.or_(old_size.is_not(None), new_size.is_not(None)))
-        .subquery("first_size")
+    r = rewind_since(
+        since,
+        details=(old_size.label("old_size"),),
+        detail_where=sa.or_(old_size.is_not(None), new_size.is_not(None)),
     )
-    live_then = sa.case((first.c.event.in_(sorted(CAME_EVENTS)), 0), else_=1)
-    live_now = sa.case((sa.and_(f.c.id.is_not(None), f.c.deleted_at.is_(None)), 1), else_=0)
     size_then = sa.case(
-        (sized.c.account_id.is_not(None), sa.func.coalesce(sized.c.old_size, 0)),
-        else_=sa.func.coalesce(f.c.size, 0),
+        (r.detail.c.account_id.is_not(None), sa.func.coalesce(r.detail.c.old_size, 0)),
+        else_=sa.func.coalesce(connector_files.c.size, 0),
     )
-    size_now = sa.func.coalesce(f.c.size, 0)
+    size_now = sa.func.coalesce(connector_files.c.size, 0)
     query = (
         sa.select(
-            first.c.account_id,
-            sa.cast(sa.func.sum(live_then - live_now), sa.BigInteger).label("items_delta"),
-            sa.cast(sa.func.sum(live_then * size_then - live_now * size_now), sa.BigInteger).label(
+            r.first.c.account_id,
+            sa.cast(sa.func.sum(r.live_then - r.live_now), sa.BigInteger).label("items_delta"),
+            sa.cast(sa.func.sum(r.live_then * size_then - r.live_now * size_now), sa.BigInteger).label(
                 "bytes_delta"
             ),
         )
-        .select_from(
-            first.outerjoin(
-                f, sa.and_(f.c.account_id == first.c.account_id, f.c.external_id == first.c.external_id)
-            ).outerjoin(
-                sized,
-                sa.and_(
-                    sized.c.account_id == first.c.account_id,
-                    sized.c.external_id == first.c.external_id,
-                    sized.c.n == 1,
-                ),
-            )
-        )
-        .where(first.c.n == 1)
-        .group_by(first.c.account_id)
+        .select_from(r.source)
+        .where(r.first.c.n == 1)
+        .group_by(r.first.c.account_id)
     )
     return _frame(conn.execute(query))
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """What rewinding today's rows through the events since a moment joins: each item's first
+    event since (``first``; its row ``n == 1``), its row now, and its first event since that
+    carries a given detail (``detail``; the ``old`` side of that change is the value then)."""
+
+    first: sa.Subquery
+    detail: sa.Subquery
+    source: sa.FromClause
+    live_then: sa.ColumnElement[int]  # 0 if the first event since brought the item in, else 1
+    live_now: sa.ColumnElement[int]
+
+
+def rewind_since(
+    since: datetime,
+    *,
+    details: Iterable[sa.ColumnElement[Any]],
+    detail_where: sa.ColumnElement[bool],
+    provider: str | None = None,
+) -> Rewind:
+    f, e = connector_files, connector_file_events
+    key = (e.c.account_id, e.c.external_id)
+    window = sa.func.row_number().over(partition_by=key, order_by=e.c.id)
+    scope = [e.c.observed_at >= since] + ([e.c.provider == provider] if provider else [])
+    first = sa.select(*key, e.c.event, window.label("n")).where(*scope).subquery("first_event")
+    detail = (
+        sa.select(*key, *details, window.label("n"))
+        .where(e.c.observed_at >= since, detail_where)
+        .subquery("first_detail")
+    )
+    source = first.outerjoin(
+        f, sa.and_(f.c.account_id == first.c.account_id, f.c.external_id == first.c.external_id)
+    ).outerjoin(
+        detail,
+        sa.and_(
+            detail.c.account_id == first.c.account_id,
+            detail.c.external_id == first.c.external_id,
+            detail.c.n == 1,
+        ),
+    )
+    return Rewind(
+        first=first,
+        detail=detail,
+        source=source,
+        live_then=sa.case((first.c.event.in_(sorted(CAME_EVENTS)), 0), else_=1),
+        live_now=sa.case((sa.and_(f.c.id.is_not(None), f.c.deleted_at.is_(None)), 1), else_=0),
+    )
 
 
 def last_success_by_account(conn: sa.Connection, as_of: datetime) -> pd.DataFrame:

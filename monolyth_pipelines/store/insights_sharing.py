@@ -15,8 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from monolyth_pipelines.domain.permissions import EXTERNAL
-from monolyth_pipelines.store.file_events import CAME_EVENTS
-from monolyth_pipelines.store.insights import _frame, _in
+from monolyth_pipelines.store.insights import _frame, _in, rewind_since
 from monolyth_pipelines.store.schema import FileEventKind, Provider, connector_file_events, connector_files
 
 DRIVE = Provider.GOOGLE_DRIVE.value
@@ -44,46 +43,27 @@ def class_change_since(conn: sa.Connection, since: datetime) -> pd.DataFrame:
     """(account_id, visibility, delta): how many more documents each class held at ``since``
     than now. A document's state then: live unless its first event since brought it in; its
     class the ``old`` class of its first sharing event since, else its class now."""
-    f, e = connector_files, connector_file_events
-    key = (e.c.account_id, e.c.external_id)
-    order = sa.func.row_number().over(partition_by=key, order_by=e.c.id)
-    first = (
-        sa.select(*key, e.c.event, order.label("n"))
-        .where(e.c.observed_at >= since, e.c.provider == DRIVE)
-        .subquery("first_event")
+    e = connector_file_events
+    r = rewind_since(
+        since,
+        details=(e.c.changes[("visibility", "old")].as_string().label("old_class"),),
+        detail_where=e.c.event.in_(SHARING_EVENTS),
+        provider=DRIVE,
     )
-    shared = (
-        sa.select(*key, e.c.changes[("visibility", "old")].as_string().label("old_class"), order.label("n"))
-        .where(e.c.observed_at >= since, e.c.event.in_(SHARING_EVENTS))
-        .subquery("first_sharing")
-    )
-    live_then = sa.case((first.c.event.in_(sorted(CAME_EVENTS)), 0), else_=1)
-    live_now = sa.case((sa.and_(f.c.id.is_not(None), f.c.deleted_at.is_(None)), 1), else_=0)
-    class_now = _visibility(f.c.meta_json)
-    class_then = sa.case((shared.c.account_id.is_not(None), shared.c.old_class), else_=class_now)
+    class_now = _visibility(connector_files.c.meta_json)
+    class_then = sa.case((r.detail.c.account_id.is_not(None), r.detail.c.old_class), else_=class_now)
     rows = (
         sa.select(
-            first.c.account_id,
-            live_then.label("live_then"),
+            r.first.c.account_id,
+            r.live_then.label("live_then"),
             class_then.label("class_then"),
-            live_now.label("live_now"),
+            r.live_now.label("live_now"),
             class_now.label("class_now"),
             sa.func.count().label("documents"),
         )
-        .select_from(
-            first.outerjoin(
-                f, sa.and_(f.c.account_id == first.c.account_id, f.c.external_id == first.c.external_id)
-            ).outerjoin(
-                shared,
-                sa.and_(
-                    shared.c.account_id == first.c.account_id,
-                    shared.c.external_id == first.c.external_id,
-                    shared.c.n == 1,
-                ),
-            )
-        )
-        .where(first.c.n == 1)
-        .group_by(first.c.account_id, live_then, class_then, live_now, class_now)
+        .select_from(r.source)
+        .where(r.first.c.n == 1)
+        .group_by(r.first.c.account_id, r.live_then, class_then, r.live_now, class_now)
     )
     found = _frame(conn.execute(rows))
     if found.empty:
