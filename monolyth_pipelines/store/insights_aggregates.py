@@ -10,11 +10,12 @@ transaction, so the rebuild does not hold SQLite's one write lock while it aggre
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 
 from monolyth_pipelines.store.file_events import CAME_EVENTS, LEFT_EVENTS
+from monolyth_pipelines.store.insights import _frame, _in
 from monolyth_pipelines.store.schema import (
     FileEventKind,
     connector_file_events,
@@ -23,13 +24,12 @@ from monolyth_pipelines.store.schema import (
 )
 from monolyth_pipelines.store.types import TIMESTAMPTZ
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 MODIFIED_EVENTS = frozenset({FileEventKind.MODIFIED.value, FileEventKind.RENAMED.value})
 STAGE = "insights_document_activity_stage"
 _COLUMNS = [c.name for c in insights_document_activity_daily.c]
-
-
-def _in_day(column: sa.ColumnElement[datetime], start: datetime, end: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(column >= start, column < end)
 
 
 def event_counts_by_account(conn: sa.Connection, start: datetime, end: datetime) -> pd.DataFrame:
@@ -46,11 +46,10 @@ def event_counts_by_account(conn: sa.Connection, start: datetime, end: datetime)
             count(MODIFIED_EVENTS).label("items_modified"),
             count(LEFT_EVENTS).label("items_removed"),
         )
-        .where(_in_day(e.c.observed_at, start, end))
+        .where(_in(e.c.observed_at, start, end))
         .group_by(e.c.account_id)
     )
-    result = conn.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+    return _frame(conn.execute(query))
 
 
 def document_activity_select(
@@ -66,7 +65,7 @@ def document_activity_select(
             sa.func.min(e.c.provider).label("provider"),
             sa.func.count().label("n"),
         )
-        .where(_in_day(e.c.observed_at, start, end))
+        .where(_in(e.c.observed_at, start, end))
         .group_by(e.c.account_id, e.c.external_id, e.c.event)
         .subquery("per_kind")
     )
@@ -132,5 +131,4 @@ def insert_document_activity(
 def document_activity_preview(conn: sa.Connection, day: date, limit: int) -> pd.DataFrame:
     t = insights_document_activity_daily
     query = sa.select(t).where(t.c.day == day).order_by(t.c.account_id, t.c.external_id).limit(limit)
-    result = conn.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+    return _frame(conn.execute(query))
