@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from monolyth_pipelines.accounts import connect
 from monolyth_pipelines.emulator import GoogleEmulator
 from tests import grants
+from tests.emulator_env import use_emulator
 from tests.grants import REDIRECT_URI
 
 __all__ = ["REDIRECT_URI", "OAuthWorld"]
@@ -54,14 +55,7 @@ def oauth_world(
     emulator.add_account("bob@example.com", drive_files=10)
     with emulator.serve() as base_url:
         client = grants.use_deployment_client(emulator, monkeypatch)
-        monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
-        monkeypatch.setenv("MONOLYTH_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.delenv("DAGSTER_HOME", raising=False)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        monkeypatch.setenv("MONOLYTH_RETRY_BASE_SECONDS", "0.001")
-        monkeypatch.setenv("MONOLYTH_RETRY_MAX_ATTEMPTS", "2")
-        monkeypatch.setenv("MONOLYTH_STEP_RETRY_WAIT_SECONDS", "0")
+        use_emulator(monkeypatch, base_url, fresh_db_url, tmp_path / "data")
         monkeypatch.setenv("MONOLYTH_FEATURE_FLAGS", "int_gmail")
         emulator.consent_as("ada@example.com")
         yield OAuthWorld(emulator, base_url, engine, client.client_id, client.client_secret, uuid.uuid4())

@@ -26,6 +26,7 @@ from monolyth_pipelines.google.oauth_flow import DRIVE_READONLY
 from monolyth_pipelines.store import accounts, domains, events, jobs
 from monolyth_pipelines.store.files import count_live
 from monolyth_pipelines.store.schema import connector_accounts, connector_domains
+from tests.emulator_env import use_emulator
 
 DOMAIN = "acme.test"
 ADMIN = f"admin@{DOMAIN}"
@@ -71,14 +72,7 @@ def _world(
     # users - 1 plus the admin, who is a user of the domain too.
     emulator.add_domain(DOMAIN, users=users - 1, drive_files=3)
     with emulator.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
-        monkeypatch.setenv("MONOLYTH_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.delenv("DAGSTER_HOME", raising=False)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        monkeypatch.setenv("MONOLYTH_RETRY_BASE_SECONDS", "0.001")
-        monkeypatch.setenv("MONOLYTH_RETRY_MAX_ATTEMPTS", "2")
-        monkeypatch.setenv("MONOLYTH_STEP_RETRY_WAIT_SECONDS", "0")
+        use_emulator(monkeypatch, base_url, fresh_db_url, tmp_path / "data")
         key = emulator.service_account_key(
             delegate_to=DOMAIN, scopes=[DRIVE_READONLY, DIRECTORY_USER_READONLY]
         )
