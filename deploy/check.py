@@ -483,13 +483,18 @@ class Check:
             raise AssertionError(f"insights run {status}, container {container}, runs_completed {completed}")
         return f"insights_job for {day} in a run container: {completed} completed runs counted"
 
-    def step_kill(self) -> str:
+    def slow_first_sync(self, label: str, email: str, latency: float) -> tuple[str, str, str]:
+        """Connect an account whose listing Google answers slowly, so its first sync is still
+        running in its container when the step acts on it: (job id, run id, container)."""
         assert self.emulator is not None
-        self.emulator.call("POST", "faults", {"kind": "latency", "seconds": 45.0,
-                                              "endpoint": "drive.files.list", "account": "user3@example.com"})
-        self.connect("victim", "user3@example.com")
-        job_id = self.first_job("victim")
-        run_id, container = self.running_container("victim", job_id)
+        self.emulator.call("POST", "faults", {"kind": "latency", "seconds": latency,
+                                              "endpoint": "drive.files.list", "account": email})
+        self.connect(label, email)
+        job_id = self.first_job(label)
+        return (job_id, *self.running_container(label, job_id))
+
+    def step_kill(self) -> str:
+        job_id, run_id, container = self.slow_first_sync("victim", "user3@example.com", 45.0)
         sh("docker", "kill", container)
         killed = time.monotonic()
         wait_until("run monitoring to fail the run", lambda: self.db.one(
@@ -528,12 +533,7 @@ class Check:
         return f"restarted with jobs {states}; each of the 3 completed once, one run each"
 
     def step_terminate(self) -> str:
-        assert self.emulator is not None
-        self.emulator.call("POST", "faults", {"kind": "latency", "seconds": 60.0,
-                                              "endpoint": "drive.files.list", "account": "user4@example.com"})
-        self.connect("carol", "user4@example.com")
-        job_id = self.first_job("carol")
-        run_id, container = self.running_container("carol", job_id)
+        job_id, run_id, container = self.slow_first_sync("carol", "user4@example.com", 60.0)
         data = self.graphql(
             """mutation($runId: String!) { terminateRun(runId: $runId) {
                  __typename ... on TerminateRunFailure { message } ... on PythonError { message } } }""",
