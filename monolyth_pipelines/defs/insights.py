@@ -4,12 +4,12 @@ keeps today and yesterday current.
 No `from __future__ import annotations` here: Dagster reads the annotations at runtime.
 """
 
-import warnings
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
+from monolyth_pipelines.defs.insights_results import check_day, check_result, preview_table
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.insights import checks, freshness
 from monolyth_pipelines.store import insights as store
@@ -19,16 +19,10 @@ from monolyth_pipelines.store.schema import (
     insights_sync_runs_daily,
 )
 
-if TYPE_CHECKING:
-    # pandas and matplotlib (~0.8 s of CPU to import) load only in a run that builds a day: every
-    # process that loads the definitions (each connector run, the code server) would pay it.
-    import pandas as pd
-
 GROUP = "insights"
 # The first day a partition exists for; earlier history stays in the raw tables.
 START_DATE = "2026-01-01"
 CHART_DAYS = 30
-PREVIEW_ROWS = 10
 BUILT_AT = "built_at"
 
 # end_offset=1: today's partition exists (and fills up) while the day runs.
@@ -50,22 +44,6 @@ DESCRIPTIONS = {
     DOCS_KEY: "Per day (UTC) and document: its changes that day by kind, current title and type, "
     "first seen, last modified.",
 }
-
-
-def preview_table(frame: "pd.DataFrame") -> dg.TableMetadataValue:
-    import pandas as pd
-
-    head = frame.head(PREVIEW_ROWS)
-    columns = [c for c in head.columns if c != "built_at"]
-    return dg.MetadataValue.table(
-        records=[
-            dg.TableRecord(
-                {c: "" if pd.isna(v) is True else str(v) for c, v in zip(columns, row, strict=True)}
-            )
-            for row in head[columns].itertuples(index=False, name=None)
-        ],
-        schema=dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in columns]),
-    )
 
 
 def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -110,25 +88,6 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
     return insights_daily
-
-
-def check_result(outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=outcome.passed,
-        description=outcome.description,
-        metadata={"mismatches": dg.MetadataValue.json(outcome.mismatches[:20])} if outcome.mismatches else {},
-    )
-
-
-# Partitioned asset checks are a preview feature in Dagster 1.13; they are what makes a check
-# verify the partition just built, so the warning is expected.
-warnings.filterwarnings(
-    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
-)
-
-
-def check_day(context: dg.AssetCheckExecutionContext) -> date:
-    return date.fromisoformat(context.op_execution_context.partition_key)
 
 
 @dg.asset_check(

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from monolyth_pipelines.defs.insights import check_day, check_result, preview_table
+from monolyth_pipelines.defs.insights_results import check_day, check_result, preview_table
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store.schema import insights_sharing_daily
 
