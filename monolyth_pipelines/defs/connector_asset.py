@@ -7,6 +7,7 @@ retry or no retry, and turns the counters into the metadata the Dagster UI shows
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,12 +17,11 @@ import sqlalchemy as sa
 from monolyth_pipelines import settings
 from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID
 from monolyth_pipelines.defs.resources import DatabaseResource, GoogleApiResource
-from monolyth_pipelines.errors import ErrorCode, SyncError, safe_message
-from monolyth_pipelines.google.clients import GoogleClients
+from monolyth_pipelines.errors import safe_message
 from monolyth_pipelines.google.retry import Backoff
 from monolyth_pipelines.providers import Limits, ProviderSpec
 from monolyth_pipelines.store.schema import connector_files
-from monolyth_pipelines.sync.refusals import AccountBusy, classify_run_error
+from monolyth_pipelines.sync.one_account import AccountSyncer
 from monolyth_pipelines.sync.run import DEFAULT_STALE_AFTER, RunIdentity, SyncRun
 
 # Dagster-level retries for what survived the in-run backoff (Google down for minutes).
@@ -108,35 +108,15 @@ def run_connector_asset(
         job_id=uuid.UUID(job_tag) if job_tag else None,
     )
 
-    def is_run_alive(run_id: str) -> bool:
-        # A run this instance does not know may belong to another instance (the CLI's, another
-        # deployment's): only its heartbeat's age can tell it dead.
-        run = context.instance.get_run_by_id(run_id)
-        return run is None or run.status in LIVE_RUN_STATUSES
-
-    run = SyncRun(
-        engine,
+    syncer = account_syncer(context.instance, spec, db, google, stale_after, context.log.info)
+    outcome = syncer.sync(
         identity,
-        limits=limits,
-        is_run_alive=is_run_alive,
-        stale_after=stale_after,
-        log=context.log.info,
+        limits,
+        may_retry=context.retry_number < ASSET_RETRY_POLICY.max_retries,
+        config_error=config_error,
     )
-    clients: GoogleClients | None = None
-    try:
-        run.start()
-        if config_error is not None:
-            raise config_error
-        google.endpoints()  # refuses run config that would send the account's tokens elsewhere
-        assert run.account is not None and run.account.token_json
-        try:
-            clients = google.clients_for(run.account.token_json)
-        except ValueError as exc:
-            raise SyncError(ErrorCode.AUTH_REVOKED, f"stored OAuth tokens are unusable: {exc}") from None
-        run.clients, run.policy = clients, call_retry_policy()
-        spec.load_sync_class()(run).sync()
-        meta = run.complete()
-    except AccountBusy as busy:
+    if outcome.busy is not None:
+        busy = outcome.busy
         # Not a failed sync: no job was opened and nothing is written; one line says who holds it.
         raise dg.Failure(
             description=busy.message,
@@ -148,42 +128,75 @@ def run_connector_asset(
                 "takeover_at": busy.takeover_at,
             },
             allow_retries=False,
-        ) from None
-    except Exception as exc:
-        error = exc if isinstance(exc, SyncError) else classify_run_error(exc)
-        max_retries = ASSET_RETRY_POLICY.max_retries
-        will_retry = error.retryable and context.retry_number < max_retries
-        try:
-            run.fail(error, will_retry=will_retry)
-        except Exception as record_exc:
+        )
+    if outcome.error is not None:
+        error = outcome.error
+        if outcome.record_error is not None:
             # Recording failed too (database gone?): say so, but neither exception's text (which
             # may quote rows, titles or SQL parameters) reaches Dagster's event log.
             raise dg.Failure(
                 description=f"{error.code}: {error.message}; recording the failure also failed: "
-                f"{classify_run_error(record_exc).message}",
-                metadata={"error_code": str(error.code), "job_id": str(run.job.id) if run.job else ""},
+                f"{outcome.record_error.message}",
+                metadata={"error_code": str(error.code), "job_id": outcome.job_id},
                 allow_retries=False,
-            ) from None
-        if will_retry:
+            )
+        if outcome.will_retry:
             # Dagster re-runs the step after the wait; the job row stays running meanwhile.
             # retry_number + 1 is the attempt number Dagster's own policy would pass.
             wait = step_retry_wait(context.retry_number + 1, settings.RetrySettings.from_env())
             context.log.error(f"sync failed: {error.code}: {error.message} (will retry in {wait:.1f} s)")
-            raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=wait) from None
+            raise dg.RetryRequested(max_retries=ASSET_RETRY_POLICY.max_retries, seconds_to_wait=wait)
         context.log.error(f"sync failed: {error.code}: {error.message} (will retry: False)")
-        # "from None": the original exception's text may carry request details we never log.
         raise dg.Failure(
             description=f"{error.code}: {error.message}",
-            metadata={"error_code": str(error.code), "job_id": str(run.job.id) if run.job else ""},
+            metadata={"error_code": str(error.code), "job_id": outcome.job_id},
             allow_retries=False,
-        ) from None
-    finally:
-        if clients is not None:
-            clients.close()
+        )
+    assert outcome.meta is not None
+    run, meta = outcome.run, outcome.meta
 
-    warnings = meta["counters"]["warnings"]
-    for warning in warnings:
+    for warning in meta["counters"]["warnings"]:
         context.log.warning(warning)
+    metadata, completeness = materialization_of(engine, account_id, meta, run, context.log.warning)
+    return dg.MaterializeResult(metadata=metadata, check_results=[completeness])
+
+
+def account_syncer(
+    instance: dg.DagsterInstance,
+    spec: ProviderSpec,
+    db: DatabaseResource,
+    google: GoogleApiResource,
+    stale_after: timedelta,
+    log: Callable[[str], None],
+) -> AccountSyncer:
+    def is_run_alive(run_id: str) -> bool:
+        # A run this instance does not know may belong to another instance (the CLI's, another
+        # deployment's): only its heartbeat's age can tell it dead.
+        run = instance.get_run_by_id(run_id)
+        return run is None or run.status in LIVE_RUN_STATUSES
+
+    return AccountSyncer(
+        engine=db.engine,
+        sync_class=spec.load_sync_class(),
+        clients_for=google.clients_for,
+        check_endpoints=google.endpoints,
+        call_policy=call_retry_policy,
+        is_run_alive=is_run_alive,
+        stale_after=stale_after,
+        log=log,
+    )
+
+
+def materialization_of(
+    engine: sa.Engine,
+    account_id: uuid.UUID,
+    meta: dict[str, Any],
+    run: SyncRun,
+    warn: Callable[[str], None],
+) -> tuple[dict[str, Any], dg.AssetCheckResult]:
+    """What a completed sync reports on its partition: the metadata the UI shows, and the
+    completeness check."""
+    warnings = meta["counters"]["warnings"]
     # A run that saw nothing where thousands lived, or lost most of an account at once, must not
     # look like a quiet success: the check shows as a warning on the asset in the UI.
     completeness = dg.AssetCheckResult(
@@ -198,9 +211,9 @@ def run_connector_asset(
     except Exception as exc:
         # The job is already completed: a failure here must not fail the step, or Dagster's
         # retry would run the sync again over a closed job. The counters are in meta_json.
-        context.log.warning(f"could not build the materialization metadata: {safe_message(str(exc))}")
+        warn(f"could not build the materialization metadata: {safe_message(str(exc))}")
         metadata = {"job_id": str(run.job_id), "metadata_error": safe_message(str(exc))}
-    return dg.MaterializeResult(metadata=metadata, check_results=[completeness])
+    return metadata, completeness
 
 
 def materialization_metadata(

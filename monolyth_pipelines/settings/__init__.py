@@ -274,3 +274,34 @@ def database_retry(environ: dict[str, str] | None = None) -> tuple[float, float,
         _float_env("MONOLYTH_DB_RETRY_CAP_SECONDS", 8.0, environ),
         _int_env("MONOLYTH_DB_RETRY_MAX_ATTEMPTS", 8, environ),
     )
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How incremental syncs share a run (defs/batch_sync.py; docs/architecture.md).
+
+    ``size`` 0 turns batching off: every pending job gets a run of its own, as first syncs do.
+    """
+
+    size: int = 20  # jobs a batch run reserves at a time
+    linger_seconds: float = 20.0  # how long an idle batch run waits for new rows before it ends
+    max_seconds: float = 900.0  # after this a batch run reserves nothing more and ends
+    runs_per_provider: int = 1  # batch runs of a provider live at once (the sensor's limit)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BatchSettings:
+        made = cls(
+            size=_int_env("MONOLYTH_SYNC_BATCH_SIZE", cls.size, environ),
+            linger_seconds=_float_env("MONOLYTH_SYNC_BATCH_LINGER_SECONDS", cls.linger_seconds, environ),
+            max_seconds=_float_env("MONOLYTH_SYNC_BATCH_MAX_SECONDS", cls.max_seconds, environ),
+            runs_per_provider=_int_env("MONOLYTH_SYNC_BATCH_RUNS", cls.runs_per_provider, environ),
+        )
+        check_number("MONOLYTH_SYNC_BATCH_SIZE", made.size, minimum=0, maximum=1000)
+        check_number("MONOLYTH_SYNC_BATCH_LINGER_SECONDS", made.linger_seconds, minimum=0, maximum=3600)
+        check_number("MONOLYTH_SYNC_BATCH_MAX_SECONDS", made.max_seconds, minimum=1, maximum=86400)
+        check_number("MONOLYTH_SYNC_BATCH_RUNS", made.runs_per_provider, minimum=1, maximum=100)
+        return made
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 0
