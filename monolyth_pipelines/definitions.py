@@ -18,7 +18,7 @@ def build_definitions() -> dg.Definitions:
     # -----------------------------------------------------------------------------------------------
     connectors = dg.Definitions(
         assets=[a.asset for a in auto.automations],
-        jobs=auto.jobs,
+        jobs=[*auto.jobs, *auto.batch_jobs],
         sensors=[*auto.sensors, build_push_sensor({a.provider: a.kind for a in auto.automations})],
         schedules=auto.schedules,
         resources={"db": DatabaseResource(), "google": GoogleApiResource()},

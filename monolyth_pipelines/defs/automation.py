@@ -10,22 +10,26 @@ See docs/sync-now.md (the contract with the app) and docs/operations.md (default
 No `from __future__ import annotations`: Dagster reads the decorated functions' annotations at runtime.
 """
 
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from monolyth_pipelines import providers, settings
+from monolyth_pipelines.defs import run_closing
+from monolyth_pipelines.defs.batch_sync import batch_run_requests, build_batch_job
 from monolyth_pipelines.defs.factory import build_asset
 from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES, TAG_JOB_ID, TAG_PROVIDER, partitions_for
 from monolyth_pipelines.defs.resources import DatabaseResource
+from monolyth_pipelines.defs.run_closing import close_after_run_ended, evaluate_reaper
 from monolyth_pipelines.defs.run_queue import waiting_runs
 from monolyth_pipelines.store import automation_queries as q
+from monolyth_pipelines.store import batch_queries
 from monolyth_pipelines.sync import probe, reaper
 
 # Who asked for the run: "sync_now" (the app), "first_sync", "schedule". Read from the pending
@@ -34,6 +38,10 @@ TAG_TRIGGER = "monolyth/trigger"
 TRIGGER_SYNC_NOW = "sync_now"
 TRIGGER_FIRST_SYNC = "first_sync"
 TRIGGER_SCHEDULE = "schedule"
+TRIGGER_BATCH = "batch"  # a batch run: its jobs' own triggers are on their rows
+
+# What dg.define_asset_job returns (UnresolvedAssetJobDefinition, not exported by dagster).
+AssetJob = Any
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,9 @@ MAX_REQUESTS_PER_TICK = 1000
 QUEUED_RUNS_PER_PROVIDER = 20
 MAX_RUNS_PER_TICK = 100
 
-SYNC_REQUESTS_INTERVAL_SECONDS = 15
+# 5 s, the sensor daemon's own loop: a Sync now waits for a tick at most this long (one query
+# when nothing is pending).
+SYNC_REQUESTS_INTERVAL_SECONDS = 5
 PARTITIONS_INTERVAL_SECONDS = 30
 RUN_STATUS_INTERVAL_SECONDS = 15
 REAPER_INTERVAL_SECONDS = 60
@@ -88,24 +98,6 @@ def automation_for(spec: providers.ProviderSpec) -> ProviderAutomation:
 def enabled_automations() -> list[ProviderAutomation]:
     """One entry per enabled provider of the registry (Gmail only behind its feature flag)."""
     return [automation_for(spec) for spec in providers.enabled_providers()]
-
-
-def _job_id_of(run: dg.DagsterRun) -> uuid.UUID | None:
-    raw = run.tags.get(TAG_JOB_ID)
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _will_retry(run: dg.DagsterRun) -> bool:
-    return run.tags.get(WILL_RETRY_TAG, "").lower() == "true"
-
-
-def _run_state(run: dg.DagsterRun) -> str:
-    if run.status in LIVE_RUN_STATUSES:
-        return reaper.RunState.ACTIVE
-    return reaper.RunState.ENDED
 
 
 def _missing_partitions(
@@ -156,6 +148,15 @@ def evaluate_account_partitions(
     )
 
 
+def _batch_settings(context: dg.SensorEvaluationContext) -> settings.BatchSettings:
+    try:
+        return settings.BatchSettings.from_env()
+    except settings.ConfigError as exc:
+        # One run per job still syncs everything; the batch settings' error stays visible.
+        context.log.error(f"batch runs off: {exc}")
+        return dataclasses.replace(settings.BatchSettings(), size=0)
+
+
 def evaluate_sync_requests(
     context: dg.SensorEvaluationContext, db: DatabaseResource, automations: Sequence[ProviderAutomation]
 ) -> dg.SensorResult:
@@ -168,13 +169,17 @@ def evaluate_sync_requests(
 
     refusals = []
     runnable: list[q.PendingRequest] = []
+    batchable: dict[str, list[q.PendingRequest]] = defaultdict(list)
+    batch = _batch_settings(context)
     provider_of_kind = {kind: a.provider for kind, a in by_kind.items()}
     for request in pending:
         refused = reaper.unsyncable_reason(request, provider_of_kind)
-        if refused is None:
-            runnable.append(request)
-        else:
+        if refused is not None:
             refusals.append((request.job, *refused))
+        elif batch.enabled and batch_queries.is_batchable(request.job, request.synced_before):
+            batchable[provider_of_kind[request.job.kind]].append(request)
+        else:
+            runnable.append(request)
 
     # One run-storage query for all pending rows: which of them already have a run.
     runs_by_job: dict[str, list[dg.DagsterRun]] = defaultdict(list)
@@ -209,7 +214,7 @@ def evaluate_sync_requests(
                 )
             )
             to_launch[automation.provider].append(job.account_id)
-        elif all(run.status not in LIVE_RUN_STATUSES and not _will_retry(run) for run in runs):
+        elif all(run.status not in LIVE_RUN_STATUSES and not run_closing.will_retry(run) for run in runs):
             # Its run is over and never claimed the row (failed before the asset started, and the
             # failure sensor missed it, e.g. it was stopped): close it rather than leave it pending.
             last = runs[0]  # get_runs lists the newest first
@@ -232,41 +237,17 @@ def evaluate_sync_requests(
         missing = _missing_partitions(context.instance, automation, to_launch.get(automation.provider, []))
         if missing:
             adds.append(automation.partitions.build_add_request(missing))
+    if batchable:
+        run_requests += batch_run_requests(
+            context.instance, db.engine, batchable, batch, {TAG_TRIGGER: TRIGGER_BATCH}
+        )
     if not run_requests:
         return dg.SensorResult(
             skip_reason=f"{len(pending)} pending: {len(refusals)} refused, {len(ended)} closed, "
-            f"{len(pending) - len(refusals) - len(ended)} already have a run",
+            f"{len(pending) - len(refusals) - len(ended)} already have a run or a batch",
             dynamic_partitions_requests=adds,
         )
     return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=adds)
-
-
-def evaluate_reaper(
-    context: dg.SensorEvaluationContext, db: DatabaseResource, automations: Sequence[ProviderAutomation]
-) -> dg.SkipReason:
-    """Rows left running with no live run and no heartbeat for MONOLYTH_STALE_JOB_SECONDS → failed."""
-    stale_after = timedelta(seconds=settings.stale_job_seconds())
-    stale = reaper.stale_jobs(db.engine, [a.kind for a in automations], stale_after, datetime.now(UTC))
-    if not stale:
-        return dg.SkipReason("no stale running jobs")
-    run_ids = sorted({job.run_id for job in stale if job.run_id})
-    runs = context.instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
-    states = {run.run_id: _run_state(run) for run in runs}
-    closed = reaper.reap_stale_jobs(db.engine, stale, states, stale_after)
-    for c in closed:
-        context.log.warning(f"reaped job {c.job_id} of account {c.account_id}: {c.reason}")
-    return dg.SkipReason(f"{len(stale)} stale running job(s), {len(closed)} reaped")
-
-
-def close_after_run_ended(db: DatabaseResource, run: dg.DagsterRun, reason: str) -> reaper.Closed | None:
-    """The run-status sensors' body: close the job a failed or canceled run left open."""
-    job_id = _job_id_of(run)
-    if job_id is None and "dagster/partition" not in run.tags:
-        return None  # not a connector sync run: every one of ours is partitioned
-    if _will_retry(run):
-        # Dagster launches a retry run that claims the same job: not failed in between.
-        return None
-    return reaper.close_job_of_ended_run(db.engine, run.run_id, job_id, reason)
 
 
 def evaluate_schedule(
@@ -298,7 +279,8 @@ def evaluate_schedule(
 @dataclass(frozen=True)
 class AutomationDefs:
     automations: list[ProviderAutomation]
-    jobs: list[UnresolvedAssetJobDefinition]
+    jobs: list[AssetJob]
+    batch_jobs: list[dg.JobDefinition]
     sensors: list[dg.SensorDefinition]
     schedules: list[dg.ScheduleDefinition]
 
@@ -317,6 +299,8 @@ def build_automation(automations: Sequence[ProviderAutomation]) -> AutomationDef
         for a in automations
     ]
 
+    batch_jobs = [build_batch_job(providers.get(a.provider)) for a in automations]
+
     @dg.sensor(
         name="connector_account_partitions",
         minimum_interval_seconds=PARTITIONS_INTERVAL_SECONDS,
@@ -328,7 +312,7 @@ def build_automation(automations: Sequence[ProviderAutomation]) -> AutomationDef
 
     @dg.sensor(
         name="connector_sync_requests",
-        jobs=jobs,
+        jobs=[*jobs, *batch_jobs],
         minimum_interval_seconds=SYNC_REQUESTS_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Turns each pending connector_jobs row into one run (Sync now, first syncs, schedules).",
@@ -370,6 +354,7 @@ def build_automation(automations: Sequence[ProviderAutomation]) -> AutomationDef
     return AutomationDefs(
         automations=automations,
         jobs=jobs,
+        batch_jobs=batch_jobs,
         sensors=[
             connector_account_partitions,
             connector_sync_requests,
@@ -381,7 +366,7 @@ def build_automation(automations: Sequence[ProviderAutomation]) -> AutomationDef
     )
 
 
-def _schedule_for(automation: ProviderAutomation, job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def _schedule_for(automation: ProviderAutomation, job: AssetJob) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{automation.provider}_scheduled_sync",
         cron_schedule=automation.cadence.cron,

@@ -16,9 +16,7 @@ from monolyth_pipelines.store import domains
 DIRECTORY_SYNC_CRON = "15 3 * * *"  # daily, 03:15 UTC
 
 
-@dg.op(
-    description="Re-list every connected Workspace domain's directory: new users in, departed ones out."
-)
+@dg.op(description="Re-list every connected Workspace domain's directory: new users in, departed ones out.")
 def sync_workspace_directories(
     context: dg.OpExecutionContext, db: DatabaseResource, google: GoogleApiResource
 ) -> dict[str, Any]:

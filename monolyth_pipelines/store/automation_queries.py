@@ -13,7 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from monolyth_pipelines.store import dialect
+from monolyth_pipelines.store import batch_queries, dialect
 from monolyth_pipelines.store.jobs import OPEN_STATUSES, Job
 from monolyth_pipelines.store.schema import (
     AccountStatus,
@@ -39,6 +39,7 @@ class PendingRequest:
     job: Job
     provider: str | None  # None: the account row is gone (cannot happen with the FK, kept for safety)
     account_status: str | None
+    synced_before: bool = False  # the account has a completed job of this kind
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def pending_requests(conn: sa.Connection, kinds: Sequence[str], limit: int) -> l
             connector_jobs,
             connector_accounts.c.provider.label("account_provider"),
             connector_accounts.c.status.label("account_status"),
+            batch_queries.synced_before().label("synced_before"),
         )
         .select_from(
             connector_jobs.outerjoin(
@@ -157,7 +159,10 @@ def pending_requests(conn: sa.Connection, kinds: Sequence[str], limit: int) -> l
         mapping = dict(row._mapping)
         provider = mapping.pop("account_provider")
         status = mapping.pop("account_status")
-        found.append(PendingRequest(job=Job(**mapping), provider=provider, account_status=status))
+        synced = bool(mapping.pop("synced_before"))
+        found.append(
+            PendingRequest(job=Job(**mapping), provider=provider, account_status=status, synced_before=synced)
+        )
     return found
 
 

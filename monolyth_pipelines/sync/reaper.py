@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from monolyth_pipelines.errors import ErrorCode
 from monolyth_pipelines.store import automation_queries as q
+from monolyth_pipelines.store import batch_queries
 from monolyth_pipelines.store.jobs import Job
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.sync.closing import reap_job
@@ -111,6 +112,18 @@ def close_job_of_ended_run(
         if not reap_job(conn, job, reason, error_code=RUN_DIED):
             return None
         return Closed(job.id, job.account_id, RUN_DIED, reason)
+
+
+def close_jobs_of_ended_batch(engine: sa.Engine, run_id: str, reason: str) -> tuple[int, list[Closed]]:
+    """A batch run ended: the rows it reserved and never started go back to the queue (they did
+    nothing wrong), the one it was syncing fails like any run's. Returns (released, closed)."""
+    closed: list[Closed] = []
+    with engine.begin() as conn:
+        released = batch_queries.release(conn, [run_id])
+        for job in q.open_jobs_of_run(conn, run_id, None):
+            if job.status == JobStatus.RUNNING and reap_job(conn, job, reason, error_code=RUN_DIED):
+                closed.append(Closed(job.id, job.account_id, RUN_DIED, reason))
+    return released, closed
 
 
 def stale_jobs(engine: sa.Engine, kinds: Iterable[str], stale_after: timedelta, now: datetime) -> list[Job]:

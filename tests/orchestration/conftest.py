@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import yaml
 
 from monolyth_pipelines.defs import automation
 from monolyth_pipelines.defs.resources import DatabaseResource
+from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.store.engine import make_engine
+from tests import grants
 from tests.conftest import _with_search_path, postgres_admin_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,3 +106,28 @@ def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResu
     for req in result.dynamic_partitions_requests or []:
         assert isinstance(req, dg.AddDynamicPartitionsRequest), "partition keys are never deleted"
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+
+
+@dataclass
+class Google:
+    emu: GoogleEmulator
+    base_url: str
+
+    def account(self, email: str, files: int) -> EmulatedAccount:
+        return self.emu.add_account(email, drive_files=files)
+
+    def connect(
+        self, engine: sa.Engine, account: EmulatedAccount, provider: str = "google_drive"
+    ) -> uuid.UUID:
+        """Through the consent flow of the deployment's OAuth client, as production connects."""
+        return grants.connect(engine, self.emu, account.email, provider)
+
+
+@pytest.fixture
+def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[Google]:
+    emu = GoogleEmulator(seed=11)
+    with emu.serve() as base_url:
+        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
+        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
+        grants.use_deployment_client(emu, monkeypatch)
+        yield Google(emu, base_url)

@@ -154,7 +154,11 @@ DEPLOY = REPO / "deploy"
 DAGSTER_SERVICES = ("migrate", "code", "webserver", "daemon")
 LONG_RUNNING = ("code", "webserver", "daemon", "webhook")
 DAGSTER_STORAGE = (
-    "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_DB",
+    "DAGSTER_PG_USERNAME",
+    "DAGSTER_PG_PASSWORD",
 )
 
 

@@ -6,46 +6,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from monolyth_pipelines.defs.partitions import TAG_JOB_ID, TAG_PROVIDER
-from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.store import jobs
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus, connector_files, connector_jobs
-from tests import grants
+from tests.orchestration.conftest import Google
 from tests.orchestration.deployment import Deployment, deployment
 from tests.orchestration.helpers import all_jobs, events_of, get_job, sync_now
 
 SUPPORTED_SHARE = 0.6  # roughly: the emulator's corpus is ~60% Docs/Sheets/Slides/PDFs
-
-
-@dataclass
-class Google:
-    emu: GoogleEmulator
-    base_url: str
-
-    def account(self, email: str, files: int) -> EmulatedAccount:
-        return self.emu.add_account(email, drive_files=files)
-
-    def connect(
-        self, engine: sa.Engine, account: EmulatedAccount, provider: str = "google_drive"
-    ) -> uuid.UUID:
-        """Through the consent flow of the deployment's OAuth client, as production connects."""
-        return grants.connect(engine, self.emu, account.email, provider)
-
-
-@pytest.fixture
-def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[Google]:
-    emu = GoogleEmulator(seed=11)
-    with emu.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        grants.use_deployment_client(emu, monkeypatch)
-        yield Google(emu, base_url)
 
 
 @pytest.fixture

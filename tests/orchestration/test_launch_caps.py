@@ -76,9 +76,7 @@ def materialize_from_the_asset_page(dep: Deployment, partition: str) -> str:
                     "repositoryName": "__repository__",
                     "pipelineName": "__ASSET_JOB",
                     "assetSelection": [{"path": [ASSET]}],
-                    "assetCheckSelection": [
-                        {"assetKey": {"path": [ASSET]}, "name": COMPLETENESS_CHECK}
-                    ],
+                    "assetCheckSelection": [{"assetKey": {"path": [ASSET]}, "name": COMPLETENESS_CHECK}],
                 },
                 "mode": "default",
                 "runConfigData": {},
