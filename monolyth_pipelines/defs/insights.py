@@ -9,7 +9,12 @@ from typing import Any
 
 import dagster as dg
 
-from monolyth_pipelines.defs.insights_results import check_day, check_result, preview_table
+from monolyth_pipelines.defs.insights_results import (
+    check_day,
+    check_result,
+    partitioned_asset_check,
+    preview_table,
+)
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.insights import checks, freshness
 from monolyth_pipelines.store import insights as store
@@ -90,7 +95,7 @@ def build_insights_asset(connector_keys: list[dg.AssetKey]) -> dg.AssetsDefiniti
     return insights_daily
 
 
-@dg.asset_check(
+@partitioned_asset_check(
     asset=RUNS_KEY, partitions_def=insights_partitions, description="completed + failed = connector_jobs"
 )
 def runs_match_connector_jobs(
@@ -100,7 +105,7 @@ def runs_match_connector_jobs(
         return check_result(checks.runs_match_jobs(conn, check_day(context)))
 
 
-@dg.asset_check(
+@partitioned_asset_check(
     asset=USAGE_KEY,
     partitions_def=insights_partitions,
     description="live items = connector_files (current day)",
@@ -113,7 +118,7 @@ def live_items_match_connector_files(
 
 
 def _no_negative_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
+    @partitioned_asset_check(
         asset=key,
         name="no_negative_counts",
         partitions_def=insights_partitions,

@@ -8,7 +8,12 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from monolyth_pipelines.defs.insights_results import check_day, check_result, preview_table
+from monolyth_pipelines.defs.insights_results import (
+    check_day,
+    check_result,
+    partitioned_asset_check,
+    preview_table,
+)
 from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store.schema import insights_sharing_daily
 
@@ -50,7 +55,7 @@ def build_sharing_asset(
 
 
 def build_sharing_check(partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
+    @partitioned_asset_check(
         asset=SHARING_KEY,
         partitions_def=partitions,
         description="visibility classes add up to the live documents",
