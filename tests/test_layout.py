@@ -68,10 +68,6 @@ def test_dagster_is_imported_only_by_the_orchestration_layer() -> None:
     assert not leaking, f"Dagster imported outside defs/: {sorted(set(leaking))}"
 
 
-# Its two private imports are being replaced in a change of its own; drop it from here after that.
-PRIVATE_DAGSTER_IMPORTS_PENDING = {"monolyth_pipelines/defs/automation.py"}
-
-
 def _private_dagster(module: str) -> bool:
     """``dagster._core...``, ``dagster_shared._x``: a module Dagster may change in any release."""
     parts = module.split(".")
@@ -82,8 +78,6 @@ def test_the_package_uses_no_private_dagster_module() -> None:
     private = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE.parent).as_posix()
-        if relative in PRIVATE_DAGSTER_IMPORTS_PENDING:
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules = [a.name for a in node.names]

@@ -213,6 +213,9 @@ def build_batch_job(spec: providers.ProviderSpec) -> dg.JobDefinition:
         name=batch_job_name(spec.provider),
         tags={TAG_PROVIDER: spec.provider, TAG_BATCH: spec.provider},
         executor_def=dg.in_process_executor,
+        # Bound here, not only by the Definitions: Dagster rebinds an op job whose resources it must
+        # supply, and that copy of its sensor trips a BetaWarning (``owners``) inside Dagster.
+        resource_defs={"db": DatabaseResource(), "google": GoogleApiResource()},
         description=f"Incremental syncs of many {spec.provider} accounts in one run; "
         "connector_sync_requests launches it.",
     )
