@@ -6,10 +6,11 @@ provider's scopes and the Directory read-only scope (which proves the delegation
 users page by page, and per page create or reconnect the active users' accounts in bulk (each
 with a ``connector_account_connected`` event). After a complete listing, accounts of users who
 are gone, suspended or archived are disconnected like ``accounts disconnect`` without
-``--purge`` (data kept). A key that stops working puts every account of the domain in
-``needs_reauth`` with one message, in one statement, and nothing retries until the key is
-rotated (``rotate_domain_key``) or the delegation is restored and the directory synced again.
-New accounts get their first sync as any newly connected account does (the partition sensor).
+``--purge`` (data kept), all together in set-based writes (``store.departures``). A key that
+stops working puts every account of the domain in ``needs_reauth`` with one message, in one
+statement, and nothing retries until the key is rotated (``rotate_domain_key``) or the
+delegation is restored and the directory synced again. New accounts get their first sync as any
+newly connected account does (the partition sensor).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from monolyth_pipelines.google.credentials import service_account_credentials
 from monolyth_pipelines.google.directory import DIRECTORY_USER_READONLY, DirectoryClient, DirectoryUser
 from monolyth_pipelines.google.oauth_flow import PROVIDER_SCOPES
 from monolyth_pipelines.google.retry import Backoff, call_with_retries
-from monolyth_pipelines.store import automation_queries, domains
+from monolyth_pipelines.store import automation_queries, departures, domains
 from monolyth_pipelines.store.schema import AccountStatus, AccountStatusReason, JobKind, Provider
 from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.store.token_crypto import TokenKeyError
@@ -260,18 +261,29 @@ def _disconnect_departed(
     endpoints: settings.GoogleEndpoints,
     terminate_run: Callable[[str], bool] | None,
 ) -> int:
-    """Accounts whose user left the listing (deleted, suspended, archived, outside the query)."""
-    from monolyth_pipelines.accounts.disconnect import disconnect
+    """Accounts whose user left the listing (deleted, suspended, archived, outside the query):
+    what ``accounts disconnect`` without ``--purge`` does to one, done to all of them at once (a
+    reorganisation can take thousands). No grant is revoked: a domain account holds none (an
+    OAuth reconnect takes the account out of the domain), the key is the domain's."""
+    from monolyth_pipelines.accounts.disconnect import DISCONNECTED, REASON
+    from monolyth_pipelines.sync.push import stop_channels_of
 
     with engine.connect() as conn:
         gone = [
-            a
+            a.id
             for a in domains.domain_accounts(conn, domain_id)
             if a.status != AccountStatus.DISCONNECTED and a.external_user_id not in active
         ]
-    # Few at a time in practice; each goes through the one disconnect path (channels, jobs, event).
-    for account in gone:
-        disconnect(engine, account.id, terminate_run=terminate_run, endpoints=endpoints)
+    if not gone:
+        return 0
+    # While the grants are still there: Google stops notifying about these accounts.
+    stop_channels_of(gone, engine=engine, endpoints=endpoints)
+    with engine.begin() as conn:
+        if terminate_run is not None:
+            # A pending job may already be handed to a queued run (the sensor attached it).
+            for run_id in departures.open_run_ids(conn, gone):
+                terminate_run(run_id)
+        departures.disconnect_accounts(conn, gone, error_code=DISCONNECTED, reason=REASON)
     return len(gone)
 
 

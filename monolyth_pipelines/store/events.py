@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,8 +33,8 @@ PAYLOAD_KEYS: dict[Event, frozenset[str]] = {
 }
 
 
-def log_event(conn: sa.Connection, event: Event | str, payload: dict[str, Any]) -> uuid.UUID:
-    """Append one event. ``payload`` must carry exactly the event's keys."""
+def _checked(event: Event | str, payload: dict[str, Any]) -> tuple[Event, dict[str, Any]]:
+    """The event and its payload with ``account_id`` as text, or ``InvalidRecordError``."""
     try:
         event = Event(event)
     except ValueError:
@@ -42,25 +44,52 @@ def log_event(conn: sa.Connection, event: Event | str, payload: dict[str, Any]) 
         missing = sorted(PAYLOAD_KEYS[event] - keys)
         extra = sorted(keys - PAYLOAD_KEYS[event])
         raise InvalidRecordError("payload", f"{event.value} needs keys missing={missing} unexpected={extra}")
-    account_id = uuid.UUID(str(payload["account_id"]))
-    payload = {**payload, "account_id": str(account_id)}
+    return event, {**payload, "account_id": str(uuid.UUID(str(payload["account_id"])))}
+
+
+def _row(event: Event, payload: dict[str, Any], owner_id: uuid.UUID | None, at: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "event": event.value,
+        "owner_id": owner_id,
+        "account_id": uuid.UUID(payload["account_id"]),
+        "provider": payload["provider"],
+        "run_id": payload.get("run_id"),
+        "payload": payload,
+        "created_at": at,
+    }
+
+
+def log_event(conn: sa.Connection, event: Event | str, payload: dict[str, Any]) -> uuid.UUID:
+    """Append one event. ``payload`` must carry exactly the event's keys."""
+    event, payload = _checked(event, payload)
     owner_id = conn.execute(
-        sa.select(connector_accounts.c.owner_id).where(connector_accounts.c.id == account_id)
-    ).scalar_one_or_none()
-    event_id = uuid.uuid4()
-    conn.execute(
-        activity_log.insert().values(
-            id=event_id,
-            event=event.value,
-            owner_id=owner_id,
-            account_id=account_id,
-            provider=payload["provider"],
-            run_id=payload.get("run_id"),
-            payload=payload,
-            created_at=utcnow(),
+        sa.select(connector_accounts.c.owner_id).where(
+            connector_accounts.c.id == uuid.UUID(payload["account_id"])
         )
-    )
-    return event_id
+    ).scalar_one_or_none()
+    row = _row(event, payload, owner_id, utcnow())
+    conn.execute(activity_log.insert().values(**row))
+    return row["id"]
+
+
+def log_events(
+    conn: sa.Connection,
+    event: Event | str,
+    owned_payloads: Sequence[tuple[uuid.UUID | None, dict[str, Any]]],
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Append many events of one kind in one statement; the caller knows each account's owner
+    (``(owner_id, payload)``), so nothing is read per event. Same key check as ``log_event``."""
+    if not owned_payloads:
+        return
+    at = at or utcnow()
+    rows = []
+    for owner_id, payload in owned_payloads:
+        checked, payload = _checked(event, payload)
+        rows.append(_row(checked, payload, owner_id, at))
+    conn.execute(activity_log.insert(), rows)
 
 
 def events_for(

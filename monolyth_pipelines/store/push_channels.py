@@ -124,13 +124,30 @@ def mailbox_watched_by_others(conn: sa.Connection, channel: Channel, now: dateti
 
 
 def channels_of(conn: sa.Connection, account_id: uuid.UUID) -> list[Channel]:
-    rows = conn.execute(sa.select(CH).where(CH.c.account_id == account_id).order_by(CH.c.created_at))
-    return [Channel(**r._mapping) for r in rows]
+    return channels_of_accounts(conn, [account_id])
+
+
+# Ids per IN list: under SQLite's and Postgres's bound-parameter limits with room to spare.
+_IDS_PER_QUERY = 1000
+
+
+def channels_of_accounts(conn: sa.Connection, account_ids: Sequence[uuid.UUID]) -> list[Channel]:
+    """The channels of these accounts, a query per thousand accounts."""
+    ids = list(dict.fromkeys(account_ids))
+    found: list[Channel] = []
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        rows = conn.execute(
+            sa.select(CH).where(CH.c.account_id.in_(chunk)).order_by(CH.c.account_id, CH.c.created_at)
+        )
+        found += [Channel(**r._mapping) for r in rows]
+    return found
 
 
 def delete_channels(conn: sa.Connection, channel_ids: Sequence[str]) -> None:
-    if channel_ids:
-        conn.execute(CH.delete().where(CH.c.id.in_(list(channel_ids))))
+    ids = list(channel_ids)
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        conn.execute(CH.delete().where(CH.c.id.in_(ids[start : start + _IDS_PER_QUERY])))
 
 
 def touch(conn: sa.Connection, channel_id: str, now: datetime) -> None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from monolyth_pipelines.accounts import connect
 from monolyth_pipelines.emulator import GoogleEmulator
 from tests import grants
+from tests.accounts.domain_world import DomainWorld, domain_world
 from tests.emulator_env import use_emulator
 from tests.grants import REDIRECT_URI
 
@@ -59,3 +60,18 @@ def oauth_world(
         monkeypatch.setenv("MONOLYTH_FEATURE_FLAGS", "int_gmail")
         emulator.consent_as("ada@example.com")
         yield OAuthWorld(emulator, base_url, engine, client.client_id, client.client_secret, uuid.uuid4())
+
+
+@pytest.fixture
+def world(
+    engine: sa.Engine, fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DomainWorld]:
+    yield from domain_world(engine, fresh_db_url, tmp_path, monkeypatch, users=20)
+
+
+@pytest.fixture
+def big_world(
+    engine: sa.Engine, fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DomainWorld]:
+    # Two files a user: the test is about 250 first syncs running, not about their size.
+    yield from domain_world(engine, fresh_db_url, tmp_path, monkeypatch, users=250, drive_files=2)
