@@ -69,10 +69,13 @@ def reserve(conn: sa.Connection, kind: str, run_id: str, limit: int) -> list[Job
     )
     if conn.dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=connector_jobs)
+    # A CTE, evaluated once: as an IN (subquery) Postgres may rescan the subquery per row, and
+    # with SKIP LOCKED each rescan finds other rows, so the LIMIT would not hold.
+    chosen = candidates.cte("chosen")
     rows = conn.execute(
         connector_jobs.update()
         .where(
-            connector_jobs.c.id.in_(candidates.scalar_subquery()),
+            connector_jobs.c.id == chosen.c.id,
             connector_jobs.c.status == JobStatus.PENDING.value,
             connector_jobs.c.run_id.is_(None),
         )

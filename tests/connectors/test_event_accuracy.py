@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from monolyth_pipelines.defs import connector_asset
 from monolyth_pipelines.settings import DriveLimits
 from monolyth_pipelines.store import events
 from tests.connectors.harness import DriveHarness, expected_rows
@@ -23,7 +24,9 @@ def sync_events(drive: DriveHarness, name: str) -> list[dict[str, Any]]:
 def test_duration_covers_the_whole_job_with_its_step_retry_and_wait(
     make_drive: Callable[[int], DriveHarness], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MONOLYTH_STEP_RETRY_WAIT_SECONDS", "1.5")
+    # A fixed wait: the jittered one (0-3 s over this base) has its own tests
+    # (tests/connectors/test_step_retry_backoff.py), and here the wait must be known to be counted.
+    monkeypatch.setattr(connector_asset, "step_retry_wait", lambda _attempt, _retry: 1.5)
     drive = make_drive(2500)
     # The second listing page fails past the in-run retries: Dagster retries the step.
     drive.emulator.faults.script("drive.files.list", calls=range(2, 8), status=503)

@@ -59,7 +59,7 @@ def test_with_the_flag_the_gmail_asset_job_and_schedule_appear(monkeypatch: pyte
     dg.Definitions.validate_loadable(defs)
     names = _gmail_names(defs)
     assert names["assets"] == ["gmail_messages"]
-    assert names["jobs"] == ["gmail_sync"]
+    assert names["jobs"] == ["gmail_batch_sync", "gmail_sync"]
     assert names["schedules"] == ["gmail_scheduled_sync"]
     assert names["partitions"] == ["gmail_accounts"]
     # The sensors and resources serve every provider; none is Gmail's own.

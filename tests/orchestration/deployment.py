@@ -9,6 +9,7 @@ in-process code location instead of a gRPC code server), and runs start through
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -138,10 +139,20 @@ def deployment(
         ),
         location_name="monolyth_pipelines",
     )
-    with (
-        dg.instance_for_test(overrides=overrides) as instance,
-        create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace,
-    ):
-        if pool_limits:
-            set_project_pool_limits(instance)
-        yield Deployment(instance, workspace)
+    # An inline run returns only when it ends: a batch run must not wait for more rows after its
+    # last one (MONOLYTH_SYNC_BATCH_LINGER_SECONDS) while the test waits for it.
+    linger = "MONOLYTH_SYNC_BATCH_LINGER_SECONDS"
+    set_linger = mode == "inline" and linger not in os.environ
+    if set_linger:
+        os.environ[linger] = "0"
+    try:
+        with (
+            dg.instance_for_test(overrides=overrides) as instance,
+            create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace,
+        ):
+            if pool_limits:
+                set_project_pool_limits(instance)
+            yield Deployment(instance, workspace)
+    finally:
+        if set_linger:
+            os.environ.pop(linger, None)

@@ -106,15 +106,16 @@ def test_connect_then_sync_now_runs_exactly_once_and_completes(
     inline.tick(2)
     assert len(inline.runs()) == 1, "a completed job is never run again"
 
-    # The next click is a new job and exactly one new run, incremental, with nothing duplicated.
+    # The next click is a new job and exactly one new run (the provider's batch run, since the
+    # account was synced before), incremental, with nothing duplicated.
     second = sync_now(engine, account)
     assert second is not None
     inline.tick(2)
     [_, again] = inline.runs()
-    assert again.tags[TAG_JOB_ID] == str(second)
+    assert again.job_name == "google_drive_batch_sync"
     assert inline.dequeue() == [again.run_id]
     job = get_job(engine, second)
-    assert job.status == JobStatus.COMPLETED
+    assert (job.status, job.run_id) == (JobStatus.COMPLETED, again.run_id)
     assert job.meta_json["counters"]["mode"] == "incremental"
     assert live_ids(engine, account) == stored
     assert file_rows(engine, account) == len(stored)
