@@ -9,6 +9,12 @@ Dagster instance, the schedule's evaluation with the change probe, the connector
 sensor's evaluation, and each run it asks for (a Dagster run of the account's partition,
 ``materialize`` in this process, one after another as with a per-provider cap of one).
 
+What it leaves out: what a deployment pays to start each run (a process or container, the
+definitions import, Dagster's run start-up and its event writes), and the batching of incremental
+jobs into one run per provider that the sensor does in a deployment (defs/batch_sync.py). Its
+"CPU seconds of the runs" are the syncs' own work; ``bench/throughput.py`` measures the rest
+through the real daemon and launcher (docs/benchmarks.md, "Throughput").
+
 What is simulated: the clock. A simulated hour advances in 15-second steps, the sync-requests
 sensor's interval; each step's real processing time is added to the simulated clock 1:1 when
 measuring delays (a change at simulated time t, its row committed d real seconds into the step

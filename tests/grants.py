@@ -15,6 +15,8 @@ one with only the ``gmail.metadata`` scope).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,6 +43,17 @@ def use_deployment_client(emulator: GoogleEmulator, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MONOLYTH_GOOGLE_CLIENT_SECRET", installed["client_secret"])
     monkeypatch.delenv("MONOLYTH_GOOGLE_CLIENT_SECRETS_FILE", raising=False)
     return settings.OAuthClient(installed["client_id"], installed["client_secret"])
+
+
+@contextmanager
+def serve_as_deployment(emulator: GoogleEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Serve the emulator and point this process's Google endpoints and OAuth client at it, as a
+    deployment is configured; yields its base URL."""
+    with emulator.serve() as base_url:
+        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
+        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
+        use_deployment_client(emulator, monkeypatch)
+        yield base_url
 
 
 @dataclass(frozen=True)

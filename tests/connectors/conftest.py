@@ -27,11 +27,8 @@ def emulator() -> GoogleEmulator:
 
 @pytest.fixture
 def served(emulator: GoogleEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with emulator.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        # Accounts connect through the deployment's OAuth client, as in production (tests/grants.py).
-        grants.use_deployment_client(emulator, monkeypatch)
+    # Accounts connect through the deployment's OAuth client, as in production.
+    with grants.serve_as_deployment(emulator, monkeypatch) as base_url:
         yield base_url
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pytest
@@ -25,6 +25,9 @@ from monolyth_pipelines.emulator import EmulatedAccount, GoogleEmulator
 from monolyth_pipelines.store.engine import make_engine
 from tests import grants
 from tests.conftest import _with_search_path, postgres_admin_url
+
+if TYPE_CHECKING:
+    from tests.orchestration.deployment import Deployment
 
 REPO = Path(__file__).resolve().parents[2]
 # dagster-postgres sends `NOTIFY run_events, :id` with every run event; psycopg 3 binds that
@@ -126,8 +129,32 @@ class Google:
 @pytest.fixture
 def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[Google]:
     emu = GoogleEmulator(seed=11)
-    with emu.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        grants.use_deployment_client(emu, monkeypatch)
+    # Accounts connect through the deployment's OAuth client, as in production.
+    with grants.serve_as_deployment(emu, monkeypatch) as base_url:
         yield Google(emu, base_url)
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, fresh_db_url: str, engine: sa.Engine) -> sa.Engine:
+    """The code location's DatabaseResource() reads MONOLYTH_DATABASE_URL, in sensors and in run workers."""
+    monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
+    monkeypatch.setenv("MONOLYTH_RETRY_BASE_SECONDS", "0.01")
+    monkeypatch.setenv("MONOLYTH_RETRY_CAP_SECONDS", "0.05")
+    monkeypatch.setenv("MONOLYTH_STEP_RETRY_WAIT_SECONDS", "0")
+    return engine
+
+
+@pytest.fixture
+def inline(dagster_pg_url: str | None, app_env: sa.Engine) -> Iterator[Deployment]:
+    from tests.orchestration.deployment import deployment  # it imports this module
+
+    with deployment(dagster_pg_url, mode="inline") as dep:
+        yield dep
+
+
+@pytest.fixture
+def workers(dagster_pg_url: str | None, app_env: sa.Engine) -> Iterator[Deployment]:
+    from tests.orchestration.deployment import deployment
+
+    with deployment(dagster_pg_url, mode="subprocess") as dep:
+        yield dep

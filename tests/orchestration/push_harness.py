@@ -68,10 +68,8 @@ class Receiver:
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[GoogleEmulator]:
     emulator = GoogleEmulator(seed=15)
-    with emulator.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        grants.use_deployment_client(emulator, monkeypatch)
+    # Accounts connect through the deployment's OAuth client, as in production.
+    with grants.serve_as_deployment(emulator, monkeypatch) as base_url:
         monkeypatch.setenv("MONOLYTH_GMAIL_PUSH_CERTS_URL", f"{base_url}{CERTS_PATH}")
         yield emulator
 

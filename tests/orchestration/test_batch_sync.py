@@ -4,7 +4,6 @@ processes), the emulator over HTTP, the app database on SQLite and on Postgres."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import dagster as dg
 import pytest
@@ -24,23 +23,6 @@ from tests.orchestration.helpers import all_jobs, connect_account, events_of, ge
 ASSET = dg.AssetKey("google_drive_files")
 
 
-@pytest.fixture
-def batch_env(monkeypatch: pytest.MonkeyPatch, fresh_db_url: str, engine: sa.Engine) -> sa.Engine:
-    monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
-    monkeypatch.setenv("MONOLYTH_RETRY_BASE_SECONDS", "0.01")
-    monkeypatch.setenv("MONOLYTH_RETRY_CAP_SECONDS", "0.05")
-    monkeypatch.setenv("MONOLYTH_STEP_RETRY_WAIT_SECONDS", "0")
-    # An inline run returns only when its batch ends: no waiting for more rows after the last.
-    monkeypatch.setenv("MONOLYTH_SYNC_BATCH_LINGER_SECONDS", "0")
-    return engine
-
-
-@pytest.fixture
-def inline(dagster_pg_url: str | None, batch_env: sa.Engine) -> Iterator[Deployment]:
-    with deployment(dagster_pg_url, mode="inline") as dep:
-        yield dep
-
-
 def first_syncs(dep: Deployment, google: Google, engine: sa.Engine, count: int) -> list[uuid.UUID]:
     accounts = [google.connect(engine, google.account(f"user{i}@example.com", files=6)) for i in range(count)]
     dep.tick(2)
@@ -57,9 +39,9 @@ def batch_runs(dep: Deployment) -> list[dg.DagsterRun]:
 
 
 def test_sync_now_clicks_of_synced_accounts_share_one_run_and_each_keeps_its_own_record(
-    inline: Deployment, google: Google, batch_env: sa.Engine
+    inline: Deployment, google: Google, app_env: sa.Engine
 ) -> None:
-    engine = batch_env
+    engine = app_env
     accounts = first_syncs(inline, google, engine, 3)
     clicks = {a: sync_now(engine, a) for a in accounts}
 
@@ -89,9 +71,9 @@ def test_sync_now_clicks_of_synced_accounts_share_one_run_and_each_keeps_its_own
 
 
 def test_a_revoked_grant_in_a_batch_fails_only_that_accounts_job(
-    inline: Deployment, google: Google, batch_env: sa.Engine
+    inline: Deployment, google: Google, app_env: sa.Engine
 ) -> None:
-    engine = batch_env
+    engine = app_env
     accounts = first_syncs(inline, google, engine, 3)
     google.emu.revoke("user1@example.com")
     clicks = [sync_now(engine, a) for a in accounts]
@@ -115,9 +97,9 @@ def test_a_revoked_grant_in_a_batch_fails_only_that_accounts_job(
 
 @pytest.mark.slow
 def test_two_batch_processes_never_hold_the_same_account(
-    dagster_pg_url: str | None, google: Google, batch_env: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    dagster_pg_url: str | None, google: Google, app_env: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = batch_env
+    engine = app_env
     monkeypatch.setenv("MONOLYTH_SYNC_BATCH_RUNS", "2")
     monkeypatch.setenv("MONOLYTH_SYNC_BATCH_SIZE", "2")
     with deployment(dagster_pg_url, mode="subprocess") as dep:
@@ -156,9 +138,9 @@ def first_syncs_in_workers(dep: Deployment, google: Google, engine: sa.Engine, c
 
 
 def test_a_ui_materialisation_of_a_partition_a_batch_holds_is_refused_and_writes_nothing(
-    inline: Deployment, google: Google, batch_env: sa.Engine
+    inline: Deployment, google: Google, app_env: sa.Engine
 ) -> None:
-    engine = batch_env
+    engine = app_env
     [account] = first_syncs(inline, google, engine, 1)
     job_id = sync_now(engine, account)
     assert job_id is not None

@@ -5,7 +5,6 @@ Google API emulator, and the app database, on SQLite (+ Dagster SQLite storage) 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import dagster as dg
 import pytest
@@ -19,28 +18,6 @@ from tests.orchestration.deployment import Deployment, deployment
 from tests.orchestration.helpers import all_jobs, events_of, get_job, sync_now
 
 SUPPORTED_SHARE = 0.6  # roughly: the emulator's corpus is ~60% Docs/Sheets/Slides/PDFs
-
-
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, fresh_db_url: str, engine: sa.Engine) -> sa.Engine:
-    """The code location's DatabaseResource() reads MONOLYTH_DATABASE_URL, in sensors and in run workers."""
-    monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
-    monkeypatch.setenv("MONOLYTH_RETRY_BASE_SECONDS", "0.01")
-    monkeypatch.setenv("MONOLYTH_RETRY_CAP_SECONDS", "0.05")
-    monkeypatch.setenv("MONOLYTH_STEP_RETRY_WAIT_SECONDS", "0")
-    return engine
-
-
-@pytest.fixture
-def inline(dagster_pg_url: str | None, app_env: sa.Engine) -> Iterator[Deployment]:
-    with deployment(dagster_pg_url, mode="inline") as dep:
-        yield dep
-
-
-@pytest.fixture
-def workers(dagster_pg_url: str | None, app_env: sa.Engine) -> Iterator[Deployment]:
-    with deployment(dagster_pg_url, mode="subprocess") as dep:
-        yield dep
 
 
 def live_ids(engine: sa.Engine, account_id: uuid.UUID) -> list[str]:

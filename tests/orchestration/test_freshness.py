@@ -16,7 +16,7 @@ from monolyth_pipelines.emulator import GoogleEmulator
 from monolyth_pipelines.store import probe_queries
 from monolyth_pipelines.store.schema import JobStatus, connector_files
 from tests import grants
-from tests.orchestration.deployment import Deployment, deployment
+from tests.orchestration.deployment import Deployment
 from tests.orchestration.helpers import all_jobs, now, set_job
 
 PDF = "application/pdf"
@@ -25,25 +25,9 @@ PDF = "application/pdf"
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleEmulator, str]]:
     emulator = GoogleEmulator(seed=15)
-    with emulator.serve() as base_url:
-        monkeypatch.setenv("MONOLYTH_GOOGLE_API_ENDPOINT", base_url)
-        monkeypatch.setenv("MONOLYTH_GOOGLE_TOKEN_URI", f"{base_url}/token")
-        grants.use_deployment_client(emulator, monkeypatch)
+    # Accounts connect through the deployment's OAuth client, as in production.
+    with grants.serve_as_deployment(emulator, monkeypatch) as base_url:
         yield emulator, base_url
-
-
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, fresh_db_url: str, engine: sa.Engine) -> sa.Engine:
-    monkeypatch.setenv("MONOLYTH_DATABASE_URL", fresh_db_url)
-    monkeypatch.setenv("MONOLYTH_RETRY_BASE_SECONDS", "0.01")
-    monkeypatch.setenv("MONOLYTH_RETRY_CAP_SECONDS", "0.05")
-    return engine
-
-
-@pytest.fixture
-def inline(dagster_pg_url: str | None, app_env: sa.Engine) -> Iterator[Deployment]:
-    with deployment(dagster_pg_url, mode="inline") as dep:
-        yield dep
 
 
 def connect(
