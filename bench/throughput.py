@@ -159,17 +159,25 @@ def closed(engine: sa.Engine, job_ids: list[uuid.UUID]) -> list[Any]:
         )
 
 
-def live_runs(instance_env: dict[str, str]) -> int:
-    code = (
-        "import dagster as dg\n"
-        "from monolyth_pipelines.defs.partitions import LIVE_RUN_STATUSES\n"
-        "i = dg.DagsterInstance.get()\n"
-        "print(i.get_runs_count(dg.RunsFilter(statuses=list(LIVE_RUN_STATUSES))))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=instance_env, capture_output=True, text=True, cwd=ROOT
-    )
-    return int(out.stdout.strip() or "0")
+def busy(dagster_url: str, engine: sa.Engine) -> bool:
+    """A job open, or a run alive other than a batch run (a standby batch run is always alive)."""
+    dagster = sa.create_engine(dagster_url)
+    with dagster.connect() as conn:
+        live = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM runs r WHERE r.status IN ('QUEUED','NOT_STARTED','STARTING','STARTED') "
+                "AND NOT EXISTS (SELECT 1 FROM run_tags t "
+                "WHERE t.run_id = r.run_id AND t.key = 'monolyth/batch')"
+            )
+        ).scalar_one()
+    dagster.dispose()
+    with engine.connect() as conn:
+        open_jobs = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(connector_jobs)
+            .where(connector_jobs.c.status.in_(["pending", "running"]))
+        ).scalar_one()
+    return bool(live or open_jobs)
 
 
 def runs_by_job(dagster_url: str) -> dict[str, int]:
@@ -209,11 +217,11 @@ def measure(engine: sa.Engine, emu: Emulator, account_ids: list[uuid.UUID], time
     }
 
 
-def wait_idle(instance_env: dict[str, str], dagster_url: str, timeout: float = 180) -> None:
+def wait_idle(dagster_url: str, engine: sa.Engine, timeout: float = 180) -> None:
     try:
-        wait_until(lambda: live_runs(instance_env) == 0, timeout, "no run alive")
+        wait_until(lambda: not busy(dagster_url, engine), timeout, "an idle deployment")
     except RuntimeError:
-        raise RuntimeError(f"runs still alive after {timeout} s: {runs_by_job(dagster_url)}") from None
+        raise RuntimeError(f"still busy after {timeout} s: {runs_by_job(dagster_url)}") from None
 
 
 def main() -> int:
@@ -284,15 +292,19 @@ def main() -> int:
         )
         # The partition sensor adds every account's key; then the deployment is idle.
         time.sleep(40)
-        wait_idle(env, dagster_url)
+        wait_idle(dagster_url, engine)
         load = os.getloadavg()
+        cpu0, t0 = machine_cpu(), time.monotonic()
+        time.sleep(60)
+        idle_cpu = (machine_cpu() - cpu0) / (time.monotonic() - t0)
+        print(f"idle deployment: {idle_cpu:.3f} machine CPU s per second (daemon, code server, standby)")
 
         singles = []
         for i in range(args.repeats):
             result = measure(engine, emu, [account_ids[i]], 120)
             singles.append(result["latency_median_s"])
             print(f"single click {i + 1}: {result['latency_median_s']} s row -> completed")
-            wait_idle(env, dagster_url)
+            wait_idle(dagster_url, engine)
             time.sleep(5)
         bursts = []
         for i in range(args.repeats):
@@ -305,7 +317,7 @@ def main() -> int:
                 f"row -> completed median {result['latency_median_s']} s / p95 {result['latency_p95_s']} s, "
                 f"{result['runs']} run(s), {result['completed']} completed"
             )
-            wait_idle(env, dagster_url)
+            wait_idle(dagster_url, engine)
             time.sleep(5)
         best = {
             "single_click_s": max(singles),
@@ -325,6 +337,7 @@ def main() -> int:
             "accounts": args.accounts,
             "files_per_account": args.files,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load},
+            "idle_machine_cpu_s_per_s": round(idle_cpu, 3),
             "batch_settings": {
                 k: os.environ.get(k) for k in os.environ if k.startswith("MONOLYTH_SYNC_BATCH")
             },

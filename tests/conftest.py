@@ -23,6 +23,11 @@ from monolyth_pipelines.store.token_crypto import generate_key
 # the Dagster daemon and run subprocesses some tests start). Tests of key handling override it.
 TEST_TOKEN_KEY = os.environ.setdefault("MONOLYTH_TOKEN_KEYS", generate_key())
 
+# A standby batch run (settings.BatchSettings.standby) is one more run alive whenever an account
+# has synced: tests that count runs or wait for a run to end would meet it. It is off for the
+# session; tests/orchestration/test_batch_sync.py turns it on where it is the subject.
+os.environ.setdefault("MONOLYTH_SYNC_BATCH_STANDBY", "false")
+
 BACKENDS = ["sqlite", "postgres"]
 
 

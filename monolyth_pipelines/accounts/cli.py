@@ -37,9 +37,7 @@ def accounts_add(args: argparse.Namespace) -> int:
     try:
         token_info = json.loads(Path(args.token_file).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CliError(
-            f"cannot read the token file {args.token_file}: {exc.__class__.__name__}"
-        ) from None
+        raise CliError(f"cannot read the token file {args.token_file}: {exc.__class__.__name__}") from None
     if not isinstance(token_info, dict):
         raise CliError("the token file is not an authorized-user JSON object")
     owner = parse_uuid(args.owner, "an owner id (a UUID)")
@@ -217,9 +215,7 @@ def add_account_commands(acc: Any, provider_names: list[str]) -> None:
         help="Google's client_secret.json (default: MONOLYTH_GOOGLE_CLIENT_ID/_SECRET or _SECRETS_FILE)",
     )
     con.add_argument("--port", type=int, default=0, help="loopback port for the redirect (default: any)")
-    con.add_argument(
-        "--paste", action="store_true", help="no loopback server: paste the URL of the redirect"
-    )
+    con.add_argument("--paste", action="store_true", help="no loopback server: paste the URL of the redirect")
     con.add_argument("--no-browser", action="store_true", help="only print the consent URL")
     con.add_argument("--login-hint", help="the Google address to preselect on the consent page")
     con.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the redirect")

@@ -162,15 +162,24 @@ def evaluate_sync_requests(
 ) -> dg.SensorResult:
     """Each pending connector_jobs row becomes exactly one run of its account's partition."""
     by_kind = {a.kind: a for a in automations}
+    batch = _batch_settings(context)
+    batch_tags = {TAG_TRIGGER: TRIGGER_BATCH}
     with db.engine.connect() as conn:
         pending = q.pending_requests(conn, list(by_kind), limit=MAX_REQUESTS_PER_TICK)
+        standby = (
+            batch_queries.providers_synced_before(conn, {a.provider: a.kind for a in automations})
+            if batch.enabled and batch.standby
+            else set()
+        )
     if not pending:
+        requests = batch_run_requests(context.instance, db.engine, {}, batch, batch_tags, standby)
+        if requests:
+            return dg.SensorResult(run_requests=requests)
         return dg.SensorResult(skip_reason="no pending sync requests")
 
     refusals = []
     runnable: list[q.PendingRequest] = []
     batchable: dict[str, list[q.PendingRequest]] = defaultdict(list)
-    batch = _batch_settings(context)
     provider_of_kind = {kind: a.provider for kind, a in by_kind.items()}
     for request in pending:
         refused = reaper.unsyncable_reason(request, provider_of_kind)
@@ -237,10 +246,8 @@ def evaluate_sync_requests(
         missing = _missing_partitions(context.instance, automation, to_launch.get(automation.provider, []))
         if missing:
             adds.append(automation.partitions.build_add_request(missing))
-    if batchable:
-        run_requests += batch_run_requests(
-            context.instance, db.engine, batchable, batch, {TAG_TRIGGER: TRIGGER_BATCH}
-        )
+    if batchable or standby:
+        run_requests += batch_run_requests(context.instance, db.engine, batchable, batch, batch_tags, standby)
     if not run_requests:
         return dg.SensorResult(
             skip_reason=f"{len(pending)} pending: {len(refusals)} refused, {len(ended)} closed, "

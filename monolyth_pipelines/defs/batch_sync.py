@@ -19,7 +19,7 @@ No `from __future__ import annotations`: Dagster reads the op's annotations at r
 import heapq
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -120,7 +120,7 @@ class BatchLoop:
                     time.sleep(min(POLL_SECONDS, max(0.0, self.retries[0].due - now)))
                     continue
                 idle_since = idle_since if idle_since is not None else now
-                if now - started >= self.batch.max_seconds or now - idle_since >= self.batch.linger_seconds:
+                if now - started >= self.batch.max_seconds or now - idle_since >= self.batch.idle_seconds:
                     return
                 time.sleep(POLL_SECONDS)
         finally:
@@ -235,11 +235,12 @@ def batch_run_requests(
     waiting: Mapping[str, Sequence[PendingRequest]],
     batch: settings.BatchSettings,
     tags: Mapping[str, str],
+    standby: Collection[str] = (),
 ) -> list[dg.RunRequest]:
     """The batch runs to launch for these batchable pending rows, per provider: enough to take
     the unreserved ones, never more than ``runs_per_provider`` live at once (a live batch keeps
-    pulling new rows by itself). Reservations of batch runs that ended or that Dagster does not
-    know are handed back to the queue first."""
+    pulling new rows by itself); for each provider in ``standby``, one even with nothing pending.
+    Reservations of batch runs that ended or that Dagster does not know are handed back first."""
     reserving = sorted({r.job.run_id for rows in waiting.values() for r in rows if r.job.run_id})
     gone: set[str] = set()
     if reserving:
@@ -254,14 +255,16 @@ def batch_run_requests(
             with engine.begin() as conn:
                 batch_queries.release(conn, gone)
     requests = []
-    for provider, rows in waiting.items():
+    for provider in sorted({*waiting, *standby}):
+        rows = waiting.get(provider, ())
         unreserved = sum(1 for r in rows if r.job.run_id is None or r.job.run_id in gone)
-        if not unreserved:
+        if not unreserved and provider not in standby:
             continue
         live = instance.get_runs_count(
             dg.RunsFilter(tags={TAG_BATCH: provider}, statuses=list(LIVE_RUN_STATUSES))
         )
-        for _ in range(min(batch.runs_per_provider - live, math.ceil(unreserved / batch.size))):
+        wanted = max(math.ceil(unreserved / batch.size), 1 if provider in standby else 0)
+        for _ in range(min(batch.runs_per_provider - live, wanted)):
             requests.append(
                 dg.RunRequest(
                     job_name=batch_job_name(provider),

@@ -273,6 +273,8 @@ def history_list(ctx: Ctx) -> ApiResponse:
 
 
 _USER = r"/gmail/v1/users/(?P<userId>[^/]+)"
+
+
 def watch(ctx: Ctx) -> ApiResponse:
     """users.watch: publish this mailbox's changes to a Pub/Sub topic (emulator/push.py sends)."""
     box = _enter(ctx)

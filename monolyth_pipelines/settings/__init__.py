@@ -287,6 +287,9 @@ class BatchSettings:
     linger_seconds: float = 20.0  # how long an idle batch run waits for new rows before it ends
     max_seconds: float = 900.0  # after this a batch run reserves nothing more and ends
     runs_per_provider: int = 1  # batch runs of a provider live at once (the sensor's limit)
+    # One batch run per provider stays up (until max_seconds, then the next) while the provider
+    # has accounts synced before: a click is taken within a poll, not after a run's start-up.
+    standby: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BatchSettings:
@@ -295,6 +298,7 @@ class BatchSettings:
             linger_seconds=_float_env("MONOLYTH_SYNC_BATCH_LINGER_SECONDS", cls.linger_seconds, environ),
             max_seconds=_float_env("MONOLYTH_SYNC_BATCH_MAX_SECONDS", cls.max_seconds, environ),
             runs_per_provider=_int_env("MONOLYTH_SYNC_BATCH_RUNS", cls.runs_per_provider, environ),
+            standby=_bool_env("MONOLYTH_SYNC_BATCH_STANDBY", cls.standby, environ),
         )
         check_number("MONOLYTH_SYNC_BATCH_SIZE", made.size, minimum=0, maximum=1000)
         check_number("MONOLYTH_SYNC_BATCH_LINGER_SECONDS", made.linger_seconds, minimum=0, maximum=3600)
@@ -305,3 +309,8 @@ class BatchSettings:
     @property
     def enabled(self) -> bool:
         return self.size > 0
+
+    @property
+    def idle_seconds(self) -> float:
+        """How long a batch run waits for rows once its queue is empty (standby: until its end)."""
+        return self.max_seconds if self.standby else self.linger_seconds

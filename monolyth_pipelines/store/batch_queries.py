@@ -9,7 +9,7 @@ wins it and the batch skips it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -111,3 +111,28 @@ def reservations(conn: sa.Connection, kinds: Sequence[str]) -> dict[str, int]:
         .group_by(connector_jobs.c.run_id)
     )
     return {run_id: count for run_id, count in rows}
+
+
+def providers_synced_before(conn: sa.Connection, kinds_by_provider: Mapping[str, str]) -> set[str]:
+    """Providers with a connected account that has a completed job: those a standby batch run
+    can serve (one short query per provider, stopping at the first such account)."""
+    found = set()
+    for provider, kind in kinds_by_provider.items():
+        hit = conn.execute(
+            sa.select(sa.literal(1))
+            .select_from(
+                connector_jobs.join(
+                    connector_accounts, connector_accounts.c.id == connector_jobs.c.account_id
+                )
+            )
+            .where(
+                connector_jobs.c.kind == kind,
+                connector_jobs.c.status == JobStatus.COMPLETED.value,
+                connector_accounts.c.provider == provider,
+                connector_accounts.c.status == AccountStatus.CONNECTED.value,
+            )
+            .limit(1)
+        ).first()
+        if hit is not None:
+            found.add(provider)
+    return found

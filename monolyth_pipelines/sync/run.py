@@ -28,6 +28,7 @@ from monolyth_pipelines.store.outage import database_backoff, retried_transactio
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus
 from monolyth_pipelines.store.timeutil import utcnow
 from monolyth_pipelines.store.token_crypto import TokenKeyError
+from monolyth_pipelines.sync.account_context import AccountContext, token_account
 from monolyth_pipelines.sync.closing import reap_job
 from monolyth_pipelines.sync.counters import SKIPPED_IDS_KEPT, SyncCounters  # noqa: F401  (old path)
 from monolyth_pipelines.sync.guards import MassTombstoneRefused
@@ -52,29 +53,6 @@ class RunIdentity:
     run_id: str
     attempt: int = 1
     job_id: uuid.UUID | None = None  # handed over by the Sync-now sensor
-
-
-@dataclass
-class AccountContext:
-    """The account a run syncs, loaded once by ``SyncRun.start``."""
-
-    id: uuid.UUID
-    owner_id: uuid.UUID
-    provider: str
-    status: str
-    token_json: dict[str, Any] | None
-    # The account's Google address (connect's identity probe), for what "outside" means.
-    email: str | None = None
-
-    def __repr__(self) -> str:  # token_json deliberately absent: it must never reach a log
-        return f"AccountContext(id={self.id}, provider={self.provider}, status={self.status})"
-
-
-def _token_account(token_json: dict[str, Any] | None) -> str | None:
-    """The address an authorized-user JSON names (``account``), for accounts connected before
-    the identity probe stored one."""
-    account = (token_json or {}).get("account")
-    return account if isinstance(account, str) and "@" in account else None
 
 
 class AccountNotSyncable(SyncError):
@@ -107,6 +85,7 @@ class SyncRun:
         self.account: AccountContext | None = None
         # The settings the last completed run of this account and kind used ({} if none).
         self.previous_settings: dict[str, Any] = {}
+        self.requested_by: object = None
         # Set by whoever builds the Google clients after ``start`` (the asset).
         self.clients: GoogleClients | None = None
         self.policy = Backoff()
@@ -117,6 +96,7 @@ class SyncRun:
         return {
             "run_id": self.identity.run_id,
             "provider": self.identity.provider,
+            **({"requested_by": str(self.requested_by)} if self.requested_by else {}),
             "settings": self.settings_meta,
             "counters": self.counters.as_meta(),
             "api_calls": self.clients.api_requests if self.clients is not None else 0,
@@ -190,7 +170,7 @@ class SyncRun:
                 provider=found.provider,
                 status=found.status,
                 token_json=token_json,
-                email=found.external_email or _token_account(token_json),
+                email=found.external_email or token_account(token_json),
             )
             held = jobs.open_job(conn, ident.account_id, ident.kind)
             if self._reap_dead_holder(conn, held):
@@ -199,6 +179,8 @@ class SyncRun:
             if ident.job_id is not None and before is None:
                 before = jobs.get_job(conn, ident.job_id)
             ours = before is not None and before.status == JobStatus.RUNNING and before.run_id == ident.run_id
+            # Who asked stays on the row once the run's meta replaces it (batch runs' tags cannot say).
+            self.requested_by = (before.meta_json or {}).get("requested_by") if before else None
             if ours:
                 # A step retry of this run: pages the earlier attempt committed are not fetched
                 # again, so its counters carry on instead of starting from zero.

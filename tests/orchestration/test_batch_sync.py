@@ -8,17 +8,30 @@ import uuid
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.test_utils import create_run_for_test
 
+from monolyth_pipelines.defs.automation import AutomationDefs
 from monolyth_pipelines.defs.batch_sync import TAG_BATCH
 from monolyth_pipelines.defs.local_run import materialize_account
 from monolyth_pipelines.defs.partitions import TAG_JOB_ID
+from monolyth_pipelines.defs.resources import DatabaseResource
 from monolyth_pipelines.store import batch_queries
 from monolyth_pipelines.store.schema import AccountStatus, JobStatus, connector_accounts
 from monolyth_pipelines.sync import reaper
 from monolyth_pipelines.sync.run import RunIdentity, SyncRun
 from tests.orchestration.conftest import Google
 from tests.orchestration.deployment import Deployment, deployment
-from tests.orchestration.helpers import all_jobs, connect_account, events_of, get_job, sync_now
+from tests.orchestration.helpers import (
+    add_finished_job,
+    all_jobs,
+    connect_account,
+    events_of,
+    get_job,
+    now,
+    sensor_named,
+    sync_now,
+    tick,
+)
 
 ASSET = dg.AssetKey("google_drive_files")
 
@@ -192,3 +205,32 @@ def test_a_batch_that_died_hands_back_what_it_had_not_started(engine: sa.Engine)
     with engine.begin() as conn:
         again = batch_queries.reserve(conn, "drive_import", "batch-run-2", 10)
     assert {j.id for j in again} == set(clicks[1:])
+
+
+def test_a_standby_batch_run_is_kept_up_once_an_account_has_synced(
+    instance: dg.DagsterInstance,
+    db: DatabaseResource,
+    engine: sa.Engine,
+    auto: AutomationDefs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONOLYTH_SYNC_BATCH_STANDBY", "true")
+    sensor = sensor_named(auto, "connector_sync_requests")
+    account = connect_account(engine)
+    assert not tick(sensor, instance, db).run_requests, "nothing synced yet: no standby"
+
+    add_finished_job(engine, account, created_at=now())
+    [standby] = tick(sensor, instance, db).run_requests
+    assert (standby.job_name, standby.tags[TAG_BATCH]) == ("google_drive_batch_sync", "google_drive")
+    create_run_for_test(
+        instance, job_name=standby.job_name, status=dg.DagsterRunStatus.STARTED, tags=standby.tags
+    )
+    assert not tick(sensor, instance, db).run_requests, "one is alive: no second one"
+    assert sync_now(engine, account) is not None
+    assert not tick(sensor, instance, db).run_requests, "the live one takes the click itself"
+
+    monkeypatch.setenv("MONOLYTH_SYNC_BATCH_STANDBY", "false")
+    for run in instance.get_runs():
+        instance.report_run_failed(run)
+    [for_the_click] = tick(sensor, instance, db).run_requests
+    assert for_the_click.job_name == "google_drive_batch_sync", "standby off: a batch for the pending row"
