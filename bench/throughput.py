@@ -224,6 +224,70 @@ def wait_idle(dagster_url: str, engine: sa.Engine, timeout: float = 180) -> None
         raise RuntimeError(f"still busy after {timeout} s: {runs_by_job(dagster_url)}") from None
 
 
+def scenario(
+    args: argparse.Namespace, engine: sa.Engine, emu: Emulator, account_ids: list[uuid.UUID], dagster_url: str
+) -> int:
+    """Idle cost, single clicks and bursts on a deployment that is up; prints and writes the report."""
+    load = os.getloadavg()
+    cpu0, t0 = machine_cpu(), time.monotonic()
+    time.sleep(60)
+    idle_cpu = (machine_cpu() - cpu0) / (time.monotonic() - t0)
+    print(f"idle deployment: {idle_cpu:.3f} machine CPU s per second (daemon, code server, standby)")
+
+    singles = []
+    for i in range(args.repeats):
+        result = measure(engine, emu, [account_ids[i]], 120)
+        singles.append(result["latency_median_s"])
+        print(f"single click {i + 1}: {result['latency_median_s']} s row -> completed")
+        wait_idle(dagster_url, engine)
+        time.sleep(5)
+    bursts = []
+    for i in range(args.repeats):
+        result = measure(engine, emu, account_ids, 1800)
+        bursts.append(result)
+        print(
+            f"burst {i + 1} of {result['syncs']}: {result['cpu_per_sync_s']} machine CPU s/sync "
+            f"({result['cpu_per_sync_without_emulator_s']} without the emulator), "
+            f"{result['syncs_per_hour']} syncs/h, drained in {result['drain_s']} s, "
+            f"row -> completed median {result['latency_median_s']} s / p95 {result['latency_p95_s']} s, "
+            f"{result['runs']} run(s), {result['completed']} completed"
+        )
+        wait_idle(dagster_url, engine)
+        time.sleep(5)
+    best = {
+        "single_click_s": max(singles),
+        "cpu_per_sync_s": max(b["cpu_per_sync_s"] for b in bursts),
+        "syncs_per_hour": min(b["syncs_per_hour"] or 0 for b in bursts),
+        "burst_drain_s": max(b["drain_s"] for b in bursts),
+    }
+    met = {
+        "single_click_s": best["single_click_s"] <= TARGETS["single_click_s"],
+        "cpu_per_sync_s": best["cpu_per_sync_s"] <= TARGETS["cpu_per_sync_s"],
+        "syncs_per_hour": best["syncs_per_hour"] >= TARGETS["syncs_per_hour"],
+        "burst_drain_s": best["burst_drain_s"] <= TARGETS["burst_drain_s"],
+    }
+    report = {
+        "bench": "throughput",
+        "launcher": args.launcher,
+        "accounts": args.accounts,
+        "files_per_account": args.files,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load},
+        "idle_machine_cpu_s_per_s": round(idle_cpu, 3),
+        "batch_settings": {k: os.environ.get(k) for k in os.environ if k.startswith("MONOLYTH_SYNC_BATCH")},
+        "single_click_s": singles,
+        "bursts": bursts,
+        "worst_of_repeats": best,
+        "targets": TARGETS,
+        "met": met,
+        "dagster_runs_by_job": runs_by_job(dagster_url),
+    }
+    print(json.dumps({"worst_of_repeats": best, "met": met, "runs": report["dagster_runs_by_job"]}, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.output}")
+    return 0 if all(met.values()) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200)
@@ -233,8 +297,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.launcher == "docker":
-        print("--launcher docker is not built; `make deploy-check` reports the deployment's figures")
-        return 2
+        if args.output == RESULTS:
+            args.output = RESULTS.with_name("throughput_docker.json")
+        return docker_main(args)
 
     tag = f"{os.getpid()}"
     app_db, dagster_db = f"bench_tp_app_{tag}", f"bench_tp_dagster_{tag}"
@@ -293,70 +358,7 @@ def main() -> int:
         # The partition sensor adds every account's key; then the deployment is idle.
         time.sleep(40)
         wait_idle(dagster_url, engine)
-        load = os.getloadavg()
-        cpu0, t0 = machine_cpu(), time.monotonic()
-        time.sleep(60)
-        idle_cpu = (machine_cpu() - cpu0) / (time.monotonic() - t0)
-        print(f"idle deployment: {idle_cpu:.3f} machine CPU s per second (daemon, code server, standby)")
-
-        singles = []
-        for i in range(args.repeats):
-            result = measure(engine, emu, [account_ids[i]], 120)
-            singles.append(result["latency_median_s"])
-            print(f"single click {i + 1}: {result['latency_median_s']} s row -> completed")
-            wait_idle(dagster_url, engine)
-            time.sleep(5)
-        bursts = []
-        for i in range(args.repeats):
-            result = measure(engine, emu, account_ids, 1800)
-            bursts.append(result)
-            print(
-                f"burst {i + 1} of {result['syncs']}: {result['cpu_per_sync_s']} machine CPU s/sync "
-                f"({result['cpu_per_sync_without_emulator_s']} without the emulator), "
-                f"{result['syncs_per_hour']} syncs/h, drained in {result['drain_s']} s, "
-                f"row -> completed median {result['latency_median_s']} s / p95 {result['latency_p95_s']} s, "
-                f"{result['runs']} run(s), {result['completed']} completed"
-            )
-            wait_idle(dagster_url, engine)
-            time.sleep(5)
-        best = {
-            "single_click_s": max(singles),
-            "cpu_per_sync_s": max(b["cpu_per_sync_s"] for b in bursts),
-            "syncs_per_hour": min(b["syncs_per_hour"] or 0 for b in bursts),
-            "burst_drain_s": max(b["drain_s"] for b in bursts),
-        }
-        met = {
-            "single_click_s": best["single_click_s"] <= TARGETS["single_click_s"],
-            "cpu_per_sync_s": best["cpu_per_sync_s"] <= TARGETS["cpu_per_sync_s"],
-            "syncs_per_hour": best["syncs_per_hour"] >= TARGETS["syncs_per_hour"],
-            "burst_drain_s": best["burst_drain_s"] <= TARGETS["burst_drain_s"],
-        }
-        report = {
-            "bench": "throughput",
-            "launcher": args.launcher,
-            "accounts": args.accounts,
-            "files_per_account": args.files,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load},
-            "idle_machine_cpu_s_per_s": round(idle_cpu, 3),
-            "batch_settings": {
-                k: os.environ.get(k) for k in os.environ if k.startswith("MONOLYTH_SYNC_BATCH")
-            },
-            "single_click_s": singles,
-            "bursts": bursts,
-            "worst_of_repeats": best,
-            "targets": TARGETS,
-            "met": met,
-            "dagster_runs_by_job": runs_by_job(dagster_url),
-        }
-        print(
-            json.dumps(
-                {"worst_of_repeats": best, "met": met, "runs": report["dagster_runs_by_job"]}, indent=2
-            )
-        )
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"written to {args.output}")
-        return 0 if all(met.values()) else 1
+        return scenario(args, engine, emu, account_ids, dagster_url)
     finally:
         if daemon is not None:
             daemon.terminate()
@@ -372,6 +374,61 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"kept {tmp} (daemon.log) for the failure above")
+
+
+class _EmulatorForCheck:
+    """What deploy/check.py's Check reads of its emulator (``base``, ``call``, ``stop``)."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu, self.base = emu, emu.url
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        return self.emu.admin(method, path, body)
+
+    def stop(self) -> None:
+        self.emu.stop()
+
+
+def docker_main(args: argparse.Namespace) -> int:
+    """The deployment of deploy/ on Docker (deploy/check.py brings it up: the offline image, the
+    compose services, the Docker run launcher), then the same scenario; a run is a container."""
+    sys.path.insert(0, str(ROOT / "deploy"))
+    import check as deploy_check  # deploy/check.py
+    from check_infra import Compose, ensure_base_image
+
+    check = deploy_check.Check()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-docker-"))
+    emu = Emulator(tmp, args.accounts, args.files)
+    check.emulator = _EmulatorForCheck(emu)  # type: ignore[assignment]
+    try:
+        check.engine.ensure()
+        ensure_base_image(check.workdir)
+        check.build()
+        check.db.create()
+        env_file = check.write_env()
+        check.compose = Compose(check.project, env_file, check.write_override(), check.env)
+        check.compose.run("up", "-d", "--no-color", timeout=600)
+        for service in ("code", "webserver", "webhook"):
+            wait_until(lambda s=service: check.health(s) == "healthy", 300, f"{service} healthy")
+        wait_until(check.daemon_healthy, 300, "the daemon's heartbeats")
+        for name in (
+            "MONOLYTH_DATABASE_URL",
+            "MONOLYTH_GOOGLE_API_ENDPOINT",
+            "MONOLYTH_GOOGLE_TOKEN_URI",
+            "MONOLYTH_TOKEN_KEYS",
+        ):
+            os.environ[name] = check.env[name]
+        engine = make_engine(check.db.url)
+        started = time.monotonic()
+        account_ids = connect_and_first_sync(engine, emu)
+        print(f"{len(account_ids)} accounts connected and fully synced in {time.monotonic() - started:.0f} s")
+        time.sleep(40)
+        dagster_url = f"{check.db.url}?options=-csearch_path%3Ddagster_storage"
+        wait_idle(dagster_url, engine)
+        return scenario(args, engine, emu, account_ids, dagster_url)
+    finally:
+        check.teardown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
