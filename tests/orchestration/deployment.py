@@ -139,10 +139,10 @@ def deployment(
         ),
         location_name="monolyth_pipelines",
     )
-    # An inline run returns only when it ends: a batch run must not wait for more rows after its
-    # last one (MONOLYTH_SYNC_BATCH_LINGER_SECONDS) while the test waits for it.
+    # A test waits for its runs to end (an inline run returns only then): a batch run must not wait
+    # for more rows after its last one (MONOLYTH_SYNC_BATCH_LINGER_SECONDS) meanwhile.
     linger = "MONOLYTH_SYNC_BATCH_LINGER_SECONDS"
-    set_linger = mode == "inline" and linger not in os.environ
+    set_linger = linger not in os.environ
     if set_linger:
         os.environ[linger] = "0"
     try:
