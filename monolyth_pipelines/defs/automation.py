@@ -185,7 +185,7 @@ def evaluate_sync_requests(
         refused = reaper.unsyncable_reason(request, provider_of_kind)
         if refused is not None:
             refusals.append((request.job, *refused))
-        elif batch.enabled and batch_queries.is_batchable(request.job, request.synced_before):
+        elif batch.enabled and request.batchable:
             batchable[provider_of_kind[request.job.kind]].append(request)
         else:
             runnable.append(request)

@@ -39,7 +39,7 @@ class PendingRequest:
     job: Job
     provider: str | None  # None: the account row is gone (cannot happen with the FK, kept for safety)
     account_status: str | None
-    synced_before: bool = False  # the account has a completed job of this kind
+    batchable: bool = False  # a batch run may take it (store/batch_queries.batchable)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def pending_requests(conn: sa.Connection, kinds: Sequence[str], limit: int) -> l
             connector_jobs,
             connector_accounts.c.provider.label("account_provider"),
             connector_accounts.c.status.label("account_status"),
-            batch_queries.synced_before().label("synced_before"),
+            batch_queries.batchable().label("batchable"),
         )
         .select_from(
             connector_jobs.outerjoin(
@@ -159,9 +159,9 @@ def pending_requests(conn: sa.Connection, kinds: Sequence[str], limit: int) -> l
         mapping = dict(row._mapping)
         provider = mapping.pop("account_provider")
         status = mapping.pop("account_status")
-        synced = bool(mapping.pop("synced_before"))
+        batchable = bool(mapping.pop("batchable"))
         found.append(
-            PendingRequest(job=Job(**mapping), provider=provider, account_status=status, synced_before=synced)
+            PendingRequest(job=Job(**mapping), provider=provider, account_status=status, batchable=batchable)
         )
     return found
 

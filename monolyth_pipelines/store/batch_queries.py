@@ -20,7 +20,7 @@ from monolyth_pipelines.store.schema import AccountStatus, JobStatus, connector_
 FIRST_SYNC = "first_sync"
 
 
-def synced_before() -> sa.ColumnElement[bool]:
+def _synced_before() -> sa.ColumnElement[bool]:
     """The job's account has a completed job of the same kind (an incremental sync is likely)."""
     earlier = connector_jobs.alias("earlier")
     return (
@@ -34,9 +34,14 @@ def synced_before() -> sa.ColumnElement[bool]:
     )
 
 
-def is_batchable(job: Job, synced: bool) -> bool:
-    """What a batch run takes: a pending job of an account synced before, not its first sync."""
-    return synced and (job.meta_json or {}).get("requested_by") != FIRST_SYNC
+def batchable() -> sa.ColumnElement[bool]:
+    """What a batch run takes: a job of an account synced before that is not its first sync. The
+    one rule, read by the sensor (``pending_requests``) and by ``reserve``."""
+    return sa.and_(
+        _synced_before(),
+        # requested_by is JSON: compared in Python would need the rows; NULL-safe in both dialects.
+        sa.func.coalesce(connector_jobs.c.meta_json["requested_by"].as_string(), "") != FIRST_SYNC,
+    )
 
 
 def _batchable_pending(kind: str) -> sa.ColumnElement[bool]:
@@ -44,9 +49,7 @@ def _batchable_pending(kind: str) -> sa.ColumnElement[bool]:
         connector_jobs.c.kind == kind,
         connector_jobs.c.status == JobStatus.PENDING.value,
         connector_jobs.c.run_id.is_(None),
-        synced_before(),
-        # requested_by is JSON: compared in Python would need the rows; NULL-safe in both dialects.
-        sa.func.coalesce(connector_jobs.c.meta_json["requested_by"].as_string(), "") != FIRST_SYNC,
+        batchable(),
         connector_jobs.c.account_id.in_(
             sa.select(connector_accounts.c.id).where(
                 connector_accounts.c.status == AccountStatus.CONNECTED.value

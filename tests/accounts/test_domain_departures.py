@@ -60,16 +60,20 @@ def _rows(engine: sa.Engine, ids: list[uuid.UUID]) -> dict[str, Any]:
     return {"accounts": accounts, "jobs": jobs, "events": logged}
 
 
-def test_a_hundred_and_twenty_departures_are_disconnected_in_bulk_as_one_disconnect_does(
-    crowd: DomainWorld,
-) -> None:
-    result = domain.connect_domain(
+def _connect(crowd: DomainWorld) -> domain.DomainResult:
+    return domain.connect_domain(
         crowd.engine,
         provider="google_drive",
         owner_id=crowd.owner,
         key_info=crowd.key,
         admin_email=f"admin@{DOMAIN}",
     )
+
+
+def test_a_hundred_and_twenty_departures_are_disconnected_in_bulk_as_one_disconnect_does(
+    crowd: DomainWorld,
+) -> None:
+    result = _connect(crowd)
     assert result.created == USERS
     found = crowd.by_email()
     gone = [found[f"user{n}@{DOMAIN}"].id for n in range(1, GONE + 1)]
@@ -169,13 +173,7 @@ def test_a_hundred_and_twenty_departures_are_disconnected_in_bulk_as_one_disconn
 
 
 def test_nothing_is_written_when_no_one_left(crowd: DomainWorld) -> None:
-    result = domain.connect_domain(
-        crowd.engine,
-        provider="google_drive",
-        owner_id=crowd.owner,
-        key_info=crowd.key,
-        admin_email=f"admin@{DOMAIN}",
-    )
+    result = _connect(crowd)
     sent = _statements(crowd.engine)
     again = domain.sync_domain(crowd.engine, result.domain_id)
     assert again.disconnected == 0
